@@ -1,0 +1,210 @@
+/**
+ * A task's working tree (ARCHITECTURE rule 10). In `worktree` mode each task gets its own git
+ * worktree and branch `troupe/<key>` starting at the workspace's current HEAD; its work is
+ * committed there, rebased onto the workspace's HEAD and fast-forwarded in under a per-project
+ * lock, so the workspace branch gets exactly one linear commit per task. A conflict keeps the
+ * branch. In `shared` mode the task writes straight into the workspace.
+ */
+import { lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { abortReason, git, gitOk, isGitRepo, type GitOptions } from './git.ts';
+
+export interface TaskTreeOptions {
+  /** Absolute project workspace (the main working tree). */
+  workspace: string;
+  isolation: 'worktree' | 'shared';
+  /** Parent of the per-task worktrees, e.g. `<dataDir>/worktrees/<projectId>`. */
+  worktreesDir: string;
+  /** Task key, `[A-Za-z0-9._-]{1,64}`, usable as a ref name (no leading `.`, no `..`, no `.lock` end). */
+  key: string;
+  signal?: AbortSignal | undefined;
+  /** Base environment for git, normally `config.childEnv`. */
+  env?: Record<string, string> | undefined;
+}
+
+export interface TaskTree {
+  /** Where the task's files are written and its tests run. */
+  path: string;
+  /** `troupe/<key>` in worktree mode; null in shared mode. */
+  branch: string | null;
+  /** The commit the tree started from; null in shared mode outside git. */
+  baseSha: string | null;
+}
+
+export type CommitResult =
+  | { status: 'committed'; sha: string; files: string[]; message: string }
+  | { status: 'conflict'; branch: string; detail: string }
+  | { status: 'not_git' };
+
+export interface CommitOptions extends TaskTreeOptions {
+  message: string;
+  /** Shared mode: the only paths committed (relative to the workspace). Ignored in worktree mode. */
+  files?: readonly string[] | undefined;
+  /** Per-project mutex; every change to the workspace's branch goes through it. */
+  lock: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/** The branch a task's work lives on. */
+export function taskBranch(key: string): string {
+  return `troupe/${key}`;
+}
+
+/**
+ * Creates the task's tree. Worktree mode discards a leftover worktree of the same key, keeps an
+ * unmerged `troupe/<key>` as `troupe/<key>-prev-<n>`, and starts a fresh branch at HEAD.
+ */
+export async function prepareTaskTree(o: TaskTreeOptions): Promise<TaskTree> {
+  const ws = gitOptions(o, o.workspace);
+  if (o.isolation === 'shared') {
+    if (!(await isGitRepo(o.workspace, ws))) return { path: o.workspace, branch: null, baseSha: null };
+    const head = await git(['rev-parse', '-q', '--verify', 'HEAD^{commit}'], ws);
+    return { path: o.workspace, branch: null, baseSha: head.code === 0 ? head.stdout.trim() : null };
+  }
+  const treePath = worktreePath(o);
+  if (!(await isGitRepo(o.workspace, ws))) throw new Error(`worktree isolation needs a git repository: ${o.workspace}`);
+  await discardWorktree(o, treePath);
+  const head = (await gitOk(['rev-parse', '--verify', 'HEAD^{commit}'], ws)).trim();
+  const branch = taskBranch(o.key);
+  await keepUnmergedBranch(ws, branch, head);
+  await mkdir(path.dirname(treePath), { recursive: true });
+  // -B resets a branch that is already merged (an ancestor of HEAD): nothing on it can be lost.
+  await gitOk(['worktree', 'add', '-q', '-B', branch, treePath, head], ws);
+  return { path: await realpath(treePath), branch, baseSha: head };
+}
+
+/** Commits the task's work and brings it into the workspace's checked-out branch. */
+export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
+  const message = o.message.trim() || `troupe: ${o.key}`;
+  if (o.isolation === 'shared') return commitShared(o, message);
+  const treePath = worktreePath(o);
+  const tree = gitOptions(o, treePath);
+  await gitOk(['add', '-A'], tree);
+  const staged = await git(['diff', '--cached', '--quiet'], tree);
+  if (staged.code === 1) await gitOk(['commit', '-q', '--no-verify', '-m', message], tree);
+  else if (staged.code !== 0) throw new Error(`git diff --cached failed in ${treePath}: ${staged.stderr.trim()}`);
+  return o.lock(() => mergeBack(o, treePath, message));
+}
+
+/** Removes the task's worktree directory; its branch stays. No-op in shared mode. */
+export async function removeTaskTree(o: TaskTreeOptions): Promise<void> {
+  if (o.isolation === 'shared') return;
+  await discardWorktree(o, worktreePath(o));
+}
+
+/** Rebase onto the workspace's HEAD inside the worktree, then fast-forward the workspace. Runs under the lock. */
+async function mergeBack(o: CommitOptions, treePath: string, message: string): Promise<CommitResult> {
+  const ws = gitOptions(o, o.workspace);
+  const tree = gitOptions(o, treePath);
+  const branch = taskBranch(o.key);
+  // A detached workspace would take the commit on no branch at all, where it is easy to lose.
+  if ((await git(['symbolic-ref', '-q', 'HEAD'], ws)).code !== 0) {
+    return { status: 'conflict', branch, detail: 'the workspace HEAD is detached; check out a branch to merge into' };
+  }
+  const wsHead = (await gitOk(['rev-parse', 'HEAD'], ws)).trim();
+  const tip = (await gitOk(['rev-parse', 'HEAD'], tree)).trim();
+  if ((await git(['merge-base', '--is-ancestor', tip, wsHead], ws)).code === 0) {
+    return { status: 'committed', sha: wsHead, files: [], message };
+  }
+  let rebased = false;
+  try {
+    const rebase = await git(['rebase', '-q', wsHead], tree);
+    if (rebase.code !== 0) {
+      const unmerged = await git(['diff', '--name-only', '--diff-filter=U', '-z'], { ...tree, signal: undefined });
+      const paths = splitZ(unmerged.stdout);
+      const where = paths.length > 0 ? `conflicts in ${paths.join(', ')}` : 'rebase failed';
+      const detail = `could not rebase ${branch} onto ${wsHead.slice(0, 12)}: ${where}\n${clip(rebase.stdout + rebase.stderr)}`;
+      return { status: 'conflict', branch, detail: detail.trim() };
+    }
+    rebased = true;
+  } finally {
+    // Runs on a conflict and when the signal killed git mid-rebase: restores the branch to its
+    // original commit and leaves no rebase in progress. Without the signal, or it would not run.
+    if (!rebased) await git(['rebase', '--abort'], { ...tree, signal: undefined }).catch(() => undefined);
+  }
+  if (o.signal?.aborted) throw abortReason(o.signal);
+  const sha = (await gitOk(['rev-parse', 'HEAD'], tree)).trim();
+  // The commit point: deliberately not abortable. Killing a fast-forward half-way through its
+  // checkout would leave the user's working tree inconsistent, and it only takes a moment.
+  const ff = await git(['merge', '--ff-only', '-q', sha], { ...ws, signal: undefined });
+  if (ff.code !== 0) {
+    return { status: 'conflict', branch, detail: `could not fast-forward the workspace to ${sha.slice(0, 12)}: ${clip(ff.stderr + ff.stdout)}` };
+  }
+  const files = splitZ(await gitOk(['diff', '--name-only', '-z', wsHead, sha], { ...ws, signal: undefined }));
+  return { status: 'committed', sha, files, message };
+}
+
+/** Shared mode: commit only the listed paths, leaving anything else the user staged alone. */
+async function commitShared(o: CommitOptions, message: string): Promise<CommitResult> {
+  const ws = gitOptions(o, o.workspace);
+  if (!(await isGitRepo(o.workspace, ws))) return { status: 'not_git' };
+  return o.lock(async () => {
+    const head = async () => (await gitOk(['rev-parse', 'HEAD'], ws)).trim();
+    const files = [...new Set(o.files ?? [])];
+    if (files.length === 0) return { status: 'committed', sha: await head(), files: [], message };
+    const present: string[] = [];
+    const missing: string[] = [];
+    for (const file of files) (await exists(path.join(o.workspace, file)) ? present : missing).push(file);
+    // --literal-pathspecs: a file named `*.js` or `:x` is a name here, not a glob or magic.
+    // Ignored files are left out, as `add -A` does in worktree mode (naming one would be an error).
+    const ignored = present.length > 0 ? splitZ((await git(['--literal-pathspecs', 'check-ignore', '-z', '--', ...present], ws)).stdout) : [];
+    const toAdd = present.filter((file) => !ignored.includes(file));
+    if (toAdd.length > 0) await gitOk(['--literal-pathspecs', 'add', '-A', '--', ...toAdd], ws);
+    if (missing.length > 0) await gitOk(['--literal-pathspecs', 'rm', '--cached', '-q', '--ignore-unmatch', '--', ...missing], ws);
+    const changed = splitZ(await gitOk(['--literal-pathspecs', 'diff', '--cached', '--name-only', '-z', 'HEAD', '--', ...files], ws));
+    if (changed.length === 0) return { status: 'committed', sha: await head(), files: [], message };
+    await gitOk(['--literal-pathspecs', 'commit', '-q', '--no-verify', '-m', message, '--', ...changed], ws);
+    return { status: 'committed', sha: await head(), files: changed, message };
+  });
+}
+
+/** Keeps unmerged work of an earlier attempt: `troupe/<key>` → `troupe/<key>-prev-<n>`. */
+async function keepUnmergedBranch(ws: GitOptions, branch: string, head: string): Promise<void> {
+  const has = async (name: string) => (await git(['rev-parse', '-q', '--verify', `refs/heads/${name}`], ws)).code === 0;
+  if (!(await has(branch))) return;
+  if ((await git(['merge-base', '--is-ancestor', `refs/heads/${branch}`, head], ws)).code === 0) return;
+  let n = 1;
+  while (await has(`${branch}-prev-${n}`)) n += 1;
+  await gitOk(['branch', '-m', branch, `${branch}-prev-${n}`], ws);
+}
+
+/**
+ * Removes a worktree left by an earlier attempt or a crash. The directory is deleted only when it
+ * looks like a worktree (a `.git` file) or is empty, so a misconfigured `worktreesDir` pointing
+ * into real files cannot make this an `rm -rf` of the user's work.
+ */
+async function discardWorktree(o: TaskTreeOptions, treePath: string): Promise<void> {
+  const ws = gitOptions(o, o.workspace);
+  await git(['worktree', 'remove', '--force', '--force', treePath], ws);
+  const marker = await lstat(path.join(treePath, '.git')).catch(() => null);
+  if (marker?.isFile() || (await readdir(treePath).catch(() => null))?.length === 0) {
+    await rm(treePath, { recursive: true, force: true });
+  } else if (await exists(treePath)) {
+    throw new Error(`refusing to remove ${treePath}: it is not a Troupe worktree`);
+  }
+  await gitOk(['worktree', 'prune'], ws);
+}
+
+function worktreePath(o: TaskTreeOptions): string {
+  const { key } = o;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(key) || key.startsWith('.') || key.includes('..') || key.endsWith('.lock')) {
+    throw new Error(`task key ${JSON.stringify(key)} cannot name a branch or a directory`);
+  }
+  return path.join(path.resolve(o.worktreesDir), key);
+}
+
+function gitOptions(o: TaskTreeOptions, cwd: string): GitOptions {
+  return { cwd, signal: o.signal, env: o.env };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return (await lstat(p).catch(() => null)) !== null;
+}
+
+function splitZ(out: string): string[] {
+  return out.split('\0').filter((s) => s.length > 0);
+}
+
+function clip(text: string, max = 2000): string {
+  const trimmed = text.trim();
+  return trimmed.length > max ? `${trimmed.slice(0, max)}…` : trimmed;
+}

@@ -1,0 +1,138 @@
+/**
+ * The event catalogue of contract §4: one discriminated union. Each event is stored in the
+ * `events` table in the transaction of the state change it reports, then published.
+ */
+
+export type TaskStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'blocked' | 'cancelled';
+export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict';
+export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
+export type AgentType = 'backend' | 'frontend' | 'test';
+export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
+export type FileAction = 'create' | 'modify' | 'delete';
+
+export interface Progress {
+  total: number;
+  pending: number;
+  inProgress: number;
+  completed: number;
+  failed: number;
+  blocked: number;
+  cancelled: number;
+  percent: number;
+}
+
+/** Every event type and the shape of its `data`. */
+export interface EventDataMap {
+  /** A run began (first event of every run). */
+  'run.started': { status: RunStatus };
+  /** The lead's plan was accepted and its tasks created. */
+  'run.planned': { tasks: string[] };
+  /** Pause requested (`pausing`, in-flight work finishing) or reached (`paused`). */
+  'run.paused': { status: RunStatus };
+  /** A paused or blocked run continues. */
+  'run.resumed': { status: RunStatus };
+  'run.cancelled': { status: RunStatus };
+  'run.completed': { status: RunStatus; summary: string };
+  'run.blocked': { status: RunStatus; summary: string };
+  'run.failed': { status: RunStatus; summary: string };
+  'task.created': { key: string; title: string; agentType: AgentType; dependsOn: string[] };
+  /** `reason` (not in every event) says in words why a task failed or was blocked. */
+  'task.status_changed': { key: string; from: TaskStatus; to: TaskStatus; blockedReason?: BlockedReason; reason?: string };
+  'task.assigned': { key: string; agentId: string };
+  'agent.created': { agentId: string; agentType: AgentType | null };
+  'agent.retired': { agentId: string; agentType: AgentType | null };
+  'agent.state_changed': { agentId: string; state: unknown };
+  'llm.usage': {
+    model: string;
+    inputTokens: number;
+    outputTokens: number;
+    cacheReadTokens: number;
+    cacheWriteTokens: number;
+    costUsd: number | null;
+    durationMs: number;
+    purpose: ModelPurpose;
+  };
+  'files.applied': { attempt: number; files: { path: string; action: FileAction; bytes: number }[] };
+  'files.rejected': { attempt: number; reason: string; path?: string };
+  'test.result': {
+    attempt: number;
+    status: TestStatus;
+    passed: number;
+    failed: number;
+    errors: number;
+    skipped: number;
+    durationMs: number;
+    verified: boolean;
+  };
+  'correction.attempt': {
+    attempt: number;
+    maxAttempts: number;
+    status: 'started' | 'succeeded' | 'failed';
+    errorSummary?: string;
+  };
+  'commit.created': { sha: string; message: string; files: string[] };
+  'budget.exceeded': { spentUsd: number; budgetUsd: number };
+  progress: Progress;
+}
+
+export type ModelPurpose = 'plan' | 'generate' | 'correct';
+export type EventType = keyof EventDataMap;
+export const EVENT_TYPES = [
+  'run.started',
+  'run.planned',
+  'run.paused',
+  'run.resumed',
+  'run.cancelled',
+  'run.completed',
+  'run.blocked',
+  'run.failed',
+  'task.created',
+  'task.status_changed',
+  'task.assigned',
+  'agent.created',
+  'agent.retired',
+  'agent.state_changed',
+  'llm.usage',
+  'files.applied',
+  'files.rejected',
+  'test.result',
+  'correction.attempt',
+  'commit.created',
+  'budget.exceeded',
+  'progress',
+] as const satisfies readonly EventType[];
+
+/** An event about to be appended: no `seq` or `at` yet. */
+export type NewEvent = {
+  [T in EventType]: {
+    type: T;
+    projectId: string;
+    runId?: string | null;
+    taskId?: string | null;
+    agentId?: string | null;
+    data: EventDataMap[T];
+  };
+}[EventType];
+
+/** The envelope as stored, published and sent over SSE. */
+export type TroupeEvent = {
+  [T in EventType]: {
+    seq: number;
+    type: T;
+    projectId: string;
+    runId?: string;
+    taskId?: string;
+    agentId?: string;
+    at: string;
+    data: EventDataMap[T];
+  };
+}[EventType];
+
+/** Builds a typed event; `type` narrows `data`. */
+export function event<T extends EventType>(
+  type: T,
+  data: EventDataMap[T],
+  scope: { projectId: string; runId?: string | null; taskId?: string | null; agentId?: string | null },
+): NewEvent {
+  return { type, data, ...scope } as NewEvent;
+}

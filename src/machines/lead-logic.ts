@@ -1,0 +1,215 @@
+/**
+ * Pure scheduling logic of the lead: which tasks are ready, which worker takes which task,
+ * how a failure spreads to dependents and how a retry brings them back. Functions take the
+ * lead's context pieces and return new values plus the intents the writer must persist.
+ */
+import type { AgentType, BlockedReason, RunStatus, TaskStatus, TaskView } from './types.ts';
+
+/** Something the lead decided that must be written (guarded) before it counts. */
+export type Intent =
+  | { type: 'assign'; taskId: string; key: string; agentId: string; agentType: AgentType; newAgent: boolean }
+  | { type: 'retire'; agentId: string; agentType: AgentType }
+  | { type: 'attempt'; taskId: string; key: string; attempt: number }
+  | { type: 'complete'; taskId: string; key: string; commit: string | null; files: string[]; verified: boolean }
+  | { type: 'block'; taskId: string; key: string; reason: BlockedReason; detail: string }
+  | { type: 'fail'; taskId: string; key: string; detail: string }
+  | { type: 'cancel'; taskId: string; key: string }
+  | { type: 'requeue'; taskId: string; key: string; newEpoch: boolean; guidance?: string | null }
+  | { type: 'release'; taskId: string; key: string }
+  | { type: 'run'; status: RunStatus; summary?: string }
+  | { type: 'budget'; spentUsd: number; budgetUsd: number };
+
+/** What the writer found for one intent: applied, and the task's status after the batch. */
+export interface IntentResult {
+  applied: boolean;
+  status?: TaskStatus | null;
+}
+
+export interface WorkerSlot {
+  agentId: string;
+  agentType: AgentType;
+  /** Task reserved for or worked on by this worker. */
+  taskKey: string | null;
+  /** The agent row and `agent.created` event exist. */
+  created: boolean;
+  /** The child actor exists. */
+  spawned: boolean;
+  /** The worker has been sent the job (it can be told to CANCEL). */
+  working: boolean;
+}
+
+export type Tasks = Record<string, TaskView>;
+export type Workers = Record<string, WorkerSlot>;
+export type WorkerSeq = Record<AgentType, number>;
+
+export interface PoolLimits {
+  maxConcurrency: number;
+  maxAgents: number;
+}
+
+const FINISHED: ReadonlySet<TaskStatus> = new Set(['failed', 'blocked', 'cancelled']);
+
+export function isDead(status: TaskStatus): boolean {
+  return FINISHED.has(status);
+}
+
+export function inFlight(tasks: Tasks): number {
+  let n = 0;
+  for (const t of Object.values(tasks)) if (t.status === 'in_progress') n++;
+  return n;
+}
+
+/** Pending tasks whose dependencies all completed, by priority then age. */
+export function readyTasks(tasks: Tasks): TaskView[] {
+  const ready: TaskView[] = [];
+  for (const t of Object.values(tasks)) {
+    if (t.status !== 'pending') continue;
+    if (t.dependsOn.every((d) => tasks[d]?.status === 'completed')) ready.push(t);
+  }
+  return ready.sort((a, b) => a.priority - b.priority || a.ordinal - b.ordinal);
+}
+
+export interface DispatchPlan {
+  intents: Intent[];
+  tasks: Tasks;
+  workers: Workers;
+  workerSeq: WorkerSeq;
+}
+
+/**
+ * Places ready tasks on workers: an idle worker of the task's type is reused; otherwise a new
+ * one is created while the pool is below `maxAgents`; otherwise an idle worker of another type
+ * is retired to make room. At most `maxConcurrency` tasks are in flight.
+ */
+export function planDispatch(tasks: Tasks, workers: Workers, workerSeq: WorkerSeq, limits: PoolLimits): DispatchPlan {
+  const intents: Intent[] = [];
+  let slots = limits.maxConcurrency - inFlight(tasks);
+  if (slots <= 0) return { intents, tasks, workers, workerSeq };
+  const ready = readyTasks(tasks);
+  if (ready.length === 0) return { intents, tasks, workers, workerSeq };
+
+  const nextTasks = { ...tasks };
+  const nextWorkers = { ...workers };
+  const nextSeq = { ...workerSeq };
+  const idleOf = (type: AgentType | null) =>
+    Object.values(nextWorkers)
+      .filter((w) => w.taskKey === null && (type === null || w.agentType === type))
+      .sort((a, b) => a.agentId.localeCompare(b.agentId, 'en', { numeric: true }));
+
+  for (const task of ready) {
+    if (slots <= 0) break;
+    let worker = idleOf(task.agentType)[0];
+    if (!worker) {
+      if (Object.keys(nextWorkers).length >= limits.maxAgents) {
+        const victim = idleOf(null)[0];
+        if (!victim) continue; // every worker busy: a task of another type may still fit
+        delete nextWorkers[victim.agentId];
+        if (victim.created) intents.push({ type: 'retire', agentId: victim.agentId, agentType: victim.agentType });
+      }
+      nextSeq[task.agentType] = (nextSeq[task.agentType] ?? 0) + 1;
+      const agentId = `${task.agentType}-${nextSeq[task.agentType]}`;
+      worker = { agentId, agentType: task.agentType, taskKey: null, created: false, spawned: false, working: false };
+    }
+    nextWorkers[worker.agentId] = { ...worker, taskKey: task.key };
+    nextTasks[task.key] = { ...task, status: 'in_progress', agentId: worker.agentId };
+    intents.push({
+      type: 'assign',
+      taskId: task.id,
+      key: task.key,
+      agentId: worker.agentId,
+      agentType: worker.agentType,
+      newAgent: !worker.created,
+    });
+    slots--;
+  }
+  return { intents, tasks: nextTasks, workers: nextWorkers, workerSeq: nextSeq };
+}
+
+/** Keys of tasks that depend (directly or not) on `key`. */
+export function dependentsOf(tasks: Tasks, key: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>([key]);
+  const queue = [key];
+  while (queue.length > 0) {
+    const current = queue.shift()!;
+    for (const t of Object.values(tasks)) {
+      if (!seen.has(t.key) && t.dependsOn.includes(current)) {
+        seen.add(t.key);
+        out.push(t.key);
+        queue.push(t.key);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A failed, blocked or cancelled task blocks every pending task that depends on it, down the
+ * whole chain (`dependency_failed`).
+ */
+export function propagateFailures(tasks: Tasks): { tasks: Tasks; intents: Intent[] } {
+  const next = { ...tasks };
+  const intents: Intent[] = [];
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const t of Object.values(next)) {
+      if (t.status !== 'pending') continue;
+      const dead = t.dependsOn.find((d) => next[d] && isDead(next[d].status));
+      if (dead === undefined) continue;
+      next[t.key] = { ...t, status: 'blocked', blockedReason: 'dependency_failed' };
+      intents.push({ type: 'block', taskId: t.id, key: t.key, reason: 'dependency_failed', detail: `dependency ${dead} did not complete` });
+      changed = true;
+    }
+  }
+  return { tasks: next, intents };
+}
+
+/**
+ * Re-queues `key` (a failed, blocked or cancelled task) with a fresh epoch, and every task
+ * blocked behind it whose dependencies are no longer dead.
+ */
+export function requeue(tasks: Tasks, key: string, guidance: string | null | undefined): { tasks: Tasks; intents: Intent[] } {
+  const target = tasks[key];
+  if (!target || !isDead(target.status)) return { tasks, intents: [] };
+  const next: Tasks = {
+    ...tasks,
+    [key]: { ...target, status: 'pending', blockedReason: null, epoch: target.epoch + 1, attempts: 0, agentId: null },
+  };
+  const intents: Intent[] = [{ type: 'requeue', taskId: target.id, key, newEpoch: true, guidance }];
+  // Dependents come back in dependency order, each only once none of its dependencies is dead.
+  let changed = true;
+  const behind = new Set(dependentsOf(tasks, key));
+  while (changed) {
+    changed = false;
+    for (const k of behind) {
+      const t = next[k]!;
+      if (t.status !== 'blocked' || t.blockedReason !== 'dependency_failed') continue;
+      if (t.dependsOn.some((d) => next[d] && isDead(next[d].status))) continue;
+      next[k] = { ...t, status: 'pending', blockedReason: null, agentId: null };
+      intents.push({ type: 'requeue', taskId: t.id, key: k, newEpoch: false });
+      behind.delete(k);
+      changed = true;
+    }
+  }
+  return { tasks: next, intents };
+}
+
+export function allCompleted(tasks: Tasks): boolean {
+  return Object.values(tasks).every((t) => t.status === 'completed');
+}
+
+/** One sentence for the run's `summary`. */
+export function summarize(tasks: Tasks, budgetBlocked: boolean): string {
+  const all = Object.values(tasks);
+  const done = all.filter((t) => t.status === 'completed').length;
+  if (done === all.length) return `all ${all.length} task(s) completed`;
+  const stuck = all
+    .filter((t) => t.status !== 'completed')
+    .sort((a, b) => a.ordinal - b.ordinal)
+    .slice(0, 10)
+    .map((t) => `${t.key} (${t.blockedReason ?? t.status})`);
+  const more = all.length - done > 10 ? ', …' : '';
+  const why = budgetBlocked ? 'budget exhausted; ' : '';
+  return `${why}${done} of ${all.length} task(s) completed; not completed: ${stuck.join(', ')}${more}`;
+}

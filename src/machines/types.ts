@@ -1,0 +1,92 @@
+/**
+ * Types shared by the lead and worker statecharts and the effects they invoke. Pure data:
+ * no I/O, no clocks, nothing but what an event or an effect's output carries.
+ */
+
+export type AgentType = 'backend' | 'frontend' | 'test';
+export const AGENT_TYPES = ['backend', 'frontend', 'test'] as const satisfies readonly AgentType[];
+export type TaskStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'blocked' | 'cancelled';
+export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict';
+export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
+export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
+export type Isolation = 'worktree' | 'shared';
+
+/** What a worker needs to know about the project to do a task; copied into every job. */
+export interface JobSettings {
+  projectId: string;
+  runId: string;
+  workspace: string;
+  isolation: Isolation;
+  testCommand: string[];
+  testTimeoutMs: number;
+  maxCorrections: number;
+  model: string;
+}
+
+/** One task handed to a worker. Title and description are loaded by the effects, not carried. */
+export interface Job {
+  taskId: string;
+  key: string;
+  /** Retry generation of the task: model answers are recorded per (task, epoch, attempt). */
+  epoch: number;
+  /** Generation to start with: 1, or the last recorded attempt when a run is rebuilt. */
+  startAttempt: number;
+  settings: JobSettings;
+}
+
+/** The lead's view of a task (kept small: it is in every persisted lead snapshot). */
+export interface TaskView {
+  id: string;
+  key: string;
+  agentType: AgentType;
+  dependsOn: string[];
+  priority: number;
+  ordinal: number;
+  status: TaskStatus;
+  blockedReason: BlockedReason | null;
+  epoch: number;
+  attempts: number;
+  agentId: string | null;
+}
+
+/** A fault from an effect, as the machines see it. `fatal`: no retry inside the run can fix it. */
+export interface FaultLike {
+  message?: string;
+  fatal?: boolean;
+}
+
+export function isFatalFault(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as FaultLike).fatal === true;
+}
+
+export function faultMessage(error: unknown): string {
+  if (typeof error === 'object' && error !== null && typeof (error as FaultLike).message === 'string') {
+    return (error as { message: string }).message;
+  }
+  return String(error);
+}
+
+/** How a worker's task ended, reported to the lead. */
+export type WorkerOutcome =
+  | { kind: 'completed'; commit: string | null; files: string[]; verified: boolean }
+  | { kind: 'blocked'; reason: 'attempts_exhausted' | 'merge_conflict'; detail: string }
+  | { kind: 'budget_exhausted'; spentUsd: number; budgetUsd: number }
+  | { kind: 'failed'; detail: string };
+
+export interface WorkerReportEvent {
+  type: 'WORKER.REPORT';
+  agentId: string;
+  taskId: string;
+  key: string;
+  epoch: number;
+  outcome: WorkerOutcome;
+}
+
+export interface WorkerAttemptEvent {
+  type: 'WORKER.ATTEMPT';
+  agentId: string;
+  taskId: string;
+  key: string;
+  epoch: number;
+  attempt: number;
+}

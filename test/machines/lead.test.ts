@@ -1,0 +1,261 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, waitFor } from 'xstate';
+import { fakeLead, settings, task } from '../support/fake-effects.ts';
+
+const final = (s: { status: string; value: unknown }) => s.status === 'done' || s.value === 'blocked';
+
+describe('lead machine (fake effects)', () => {
+  it('runs a dependency graph to completed, never more than maxConcurrency at once, dependencies first', async () => {
+    const tasks = [task('a'), task('b'), task('c', ['a']), task('d', ['a', 'b']), task('e', ['c']), task('f', ['d', 'e']), task('g')];
+    const h = fakeLead({ settings: settings({ maxConcurrency: 2 }), tasks });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('completed');
+    expect(h.maxLive).toBeLessThanOrEqual(2);
+    const order = h.intents().filter((i) => i.type === 'assign' || i.type === 'complete');
+    for (const t of tasks) {
+      const assignedAt = order.findIndex((i) => i.type === 'assign' && i.key === t.key);
+      for (const dep of t.dependsOn) {
+        const completedAt = order.findIndex((i) => i.type === 'complete' && i.key === dep);
+        expect(completedAt, `${dep} completes before ${t.key} starts`).toBeLessThan(assignedAt);
+      }
+    }
+    expect(h.intents().at(-1)).toEqual({ type: 'run', status: 'completed', summary: 'all 7 task(s) completed' });
+  });
+
+  it('corrects a failing attempt: testing → correcting → generating, then completes', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a')] }, { steps: { a: ['failed', 'passed'] } });
+    const seen: unknown[] = [];
+    h.actor.start();
+    h.actor.system.inspect?.((ev) => ev);
+    const sub = h.actor.subscribe(() => {
+      const w = h.actor.getSnapshot().children['backend-1'];
+      if (w) seen.push(w.getSnapshot().value);
+    });
+    await waitFor(h.actor, final);
+    sub.unsubscribe();
+    expect(h.actor.getSnapshot().value).toBe('completed');
+    expect(h.calls.map((c) => c.attempt)).toEqual([1, 2]);
+    expect(h.corrections).toHaveLength(1);
+    expect(h.corrections[0]!.failure).toMatchObject({ kind: 'tests_failed', excerpt: 'AssertionError: 1 !== 2' });
+    expect(h.intents().filter((i) => i.type === 'attempt').map((i) => (i as { attempt: number }).attempt)).toEqual([1, 2]);
+  });
+
+  it('blocks a task after 1 + maxCorrections generations, blocks its dependents, and a retry completes them', async () => {
+    const steps = { a: ['failed', 'failed', 'failed', 'passed'] as const };
+    const h = fakeLead(
+      { settings: settings({ maxCorrections: 2 }), tasks: [task('a'), task('b', ['a']), task('c', ['b']), task('x')] },
+      { steps: { a: [...steps.a] } },
+    );
+    h.actor.start();
+    await waitFor(h.actor, final);
+    const ctx = h.actor.getSnapshot().context;
+    expect(h.actor.getSnapshot().value).toBe('blocked');
+    expect(h.calls.filter((c) => c.key === 'a')).toHaveLength(3);
+    expect(ctx.tasks.a).toMatchObject({ status: 'blocked', blockedReason: 'attempts_exhausted' });
+    expect(ctx.tasks.b).toMatchObject({ status: 'blocked', blockedReason: 'dependency_failed' });
+    expect(ctx.tasks.c).toMatchObject({ status: 'blocked', blockedReason: 'dependency_failed' });
+    expect(ctx.tasks.x!.status).toBe('completed');
+    expect(h.giveUps).toHaveLength(1);
+    expect(ctx.summary).toContain('1 of 4 task(s) completed');
+
+    // Retry: a fresh epoch starts at attempt 1; the fake's 4th step for `a` passes.
+    expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'x' })).toBe(false);
+    expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'a', guidance: 'try harder' })).toBe(true);
+    h.actor.send({ type: 'RETRY', key: 'a', guidance: 'try harder' });
+    expect(h.intents()).toContainEqual({ type: 'requeue', taskId: 'id-a', key: 'a', newEpoch: true, guidance: 'try harder' });
+    await waitFor(h.actor, (s) => s.status === 'done');
+    expect(h.actor.getSnapshot().value).toBe('completed');
+    expect(h.intents()).toContainEqual({ type: 'run', status: 'running' });
+  });
+
+  it('cancelling a task during a hanging generation aborts the call and nothing writes it back', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b', ['a'])] }, { hang: new Set(['a']) });
+    h.actor.start();
+    await h.started('generate', 'a');
+    h.actor.send({ type: 'CANCEL_TASK', key: 'a' });
+    expect(h.calls[0]!.aborted).toBe(true);
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('blocked');
+    expect(snap.context.tasks.a!.status).toBe('cancelled');
+    expect(snap.context.tasks.b).toMatchObject({ status: 'blocked', blockedReason: 'dependency_failed' });
+    const aIntents = h.intents().filter((i) => 'key' in i && i.key === 'a').map((i) => i.type);
+    expect(aIntents).toEqual(['assign', 'attempt', 'cancel']);
+  });
+
+  it.each(['generating', 'applying', 'testing', 'correcting'] as const)('cancelling the run while a worker is %s ends everything cancelled', async (state) => {
+    const h = fakeLead(
+      { settings: settings(), tasks: [task('a'), task('b', ['a'])] },
+      {
+        steps: { a: state === 'correcting' ? ['failed', 'passed'] : ['passed'] },
+        hang: state === 'generating' ? new Set(['a']) : undefined,
+        hangApply: state === 'applying' ? new Set(['a']) : undefined,
+        hangTests: state === 'testing' ? new Set(['a']) : undefined,
+        hangCorrect: state === 'correcting' ? new Set(['a']) : undefined,
+      },
+    );
+    h.actor.start();
+    const effect = ({ generating: 'generate', applying: 'apply', testing: 'test', correcting: 'correct' } as const)[state];
+    const call = await h.started(effect, 'a');
+    const worker = h.actor.getSnapshot().children['backend-1'] as { getSnapshot(): { value: unknown } };
+    expect(worker.getSnapshot().value).toBe(state);
+    h.actor.send({ type: 'CANCEL' });
+    expect(call.aborted).toBe(true);
+    const snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('cancelled');
+    expect(snap.context.tasks.a!.status).toBe('cancelled');
+    expect(snap.context.tasks.b!.status).toBe('cancelled');
+    expect(h.intents().at(-1)).toEqual({ type: 'run', status: 'cancelled' });
+    expect(h.intents().filter((i) => i.type === 'complete')).toEqual([]);
+  });
+
+  it('pause while generating: in-flight work finishes, nothing new starts, resume continues', async () => {
+    const h = fakeLead({ settings: settings({ maxConcurrency: 1 }), tasks: [task('a'), task('b')] }, { hang: new Set(['a']) });
+    h.actor.start();
+    await h.started('generate', 'a');
+    h.actor.send({ type: 'PAUSE' });
+    expect(h.actor.getSnapshot().matches({ active: { schedule: 'pausing' } })).toBe(true);
+    expect(h.actor.getSnapshot().can({ type: 'PAUSE' })).toBe(false);
+    h.calls[0]!.release.resolve();
+    await waitFor(h.actor, (s) => s.matches({ active: { schedule: 'paused' } }) && s.matches({ active: { writer: 'idle' } }));
+    expect(h.statusOf('a')).toBe('completed');
+    expect(h.statusOf('b')).toBe('pending');
+    expect(h.calls).toHaveLength(1);
+    expect(h.intents().filter((i) => i.type === 'run')).toEqual([
+      { type: 'run', status: 'pausing' },
+      { type: 'run', status: 'paused' },
+    ]);
+    h.actor.send({ type: 'RESUME' });
+    const snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('completed');
+  });
+
+  it('budget exhausted: the task is budget_exhausted, nothing more starts, the run is blocked; raising the budget resumes it', async () => {
+    const h = fakeLead(
+      { settings: settings({ maxConcurrency: 1, budgetUsd: 1 }), tasks: [task('a'), task('b')] },
+      { steps: { a: ['budget', 'passed'] } },
+    );
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('blocked');
+    expect(snap.context.tasks.a).toMatchObject({ status: 'blocked', blockedReason: 'budget_exhausted' });
+    expect(snap.context.tasks.b!.status).toBe('pending');
+    expect(h.intents()).toContainEqual({ type: 'budget', spentUsd: 2, budgetUsd: 1 });
+    expect(snap.context.summary).toMatch(/^budget exhausted/);
+
+    h.actor.send({ type: 'SETTINGS_UPDATED', settings: settings({ maxConcurrency: 1, budgetUsd: 5 }) });
+    const done = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(done.value).toBe('completed');
+  });
+
+  it('a fatal model error fails the task (no corrections) and blocks its dependents', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b', ['a'])] }, { steps: { a: ['fatal'] } });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.context.tasks.a!.status).toBe('failed');
+    expect(h.calls).toHaveLength(1);
+    expect(h.intents()).toContainEqual({ type: 'fail', taskId: 'id-a', key: 'a', detail: '401 invalid x-api-key' });
+    expect(snap.context.tasks.b!.blockedReason).toBe('dependency_failed');
+  });
+
+  it('invalid answers, refused files and model errors are failed attempts that get corrected', async () => {
+    const h = fakeLead({ settings: settings({ maxCorrections: 3 }), tasks: [task('a')] }, { steps: { a: ['invalid', 'rejected', 'model_error', 'passed'] } });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('completed');
+    expect(h.corrections.map((c) => c.failure.kind)).toEqual(['invalid_answer', 'files_rejected', 'model_error']);
+  });
+
+  it('a merge conflict blocks the task with merge_conflict', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a')] }, { steps: { a: ['conflict'] } });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.context.tasks.a).toMatchObject({ status: 'blocked', blockedReason: 'merge_conflict' });
+  });
+
+  it('keeps at most maxAgents workers, reusing idle ones by type and retiring an idle one of another type', async () => {
+    const tasks = [
+      task('b1', [], { agentType: 'backend' }),
+      task('b2', [], { agentType: 'backend' }),
+      task('f1', ['b1', 'b2'], { agentType: 'frontend' }),
+      task('t1', ['f1'], { agentType: 'test' }),
+      task('b3', ['t1'], { agentType: 'backend' }),
+    ];
+    const h = fakeLead({ settings: settings({ maxAgents: 2, maxConcurrency: 2 }), tasks });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('completed');
+    const assigns = h.intents().filter((i) => i.type === 'assign').map((i) => `${i.key}@${(i as { agentId: string }).agentId}`);
+    expect(assigns).toEqual(['b1@backend-1', 'b2@backend-2', 'f1@frontend-1', 't1@test-1', 'b3@backend-3']);
+    expect(h.intents().filter((i) => i.type === 'retire').map((i) => (i as { agentId: string }).agentId)).toEqual([
+      'backend-1',
+      'backend-2',
+      'frontend-1',
+    ]);
+    expect(Object.keys(snap.context.workers).length).toBeLessThanOrEqual(2);
+  });
+
+  it('plans from a goal, then runs the plan', async () => {
+    const h = fakeLead(
+      { settings: settings(), tasks: [], goal: 'build it', start: 'plan' },
+      { plan: async () => ({ kind: 'planned', tasks: [task('p1'), task('p2', ['p1'])] }) },
+    );
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('completed');
+  });
+
+  it('an invalid plan fails the run with the reason', async () => {
+    const h = fakeLead(
+      { settings: settings(), tasks: [], goal: 'build it', start: 'plan' },
+      { plan: async () => ({ kind: 'invalid', reason: 'cycle: a → b → a' }) },
+    );
+    h.actor.start();
+    const snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('failed');
+    expect(h.intents().at(-1)).toEqual({ type: 'run', status: 'failed', summary: 'planning failed: cycle: a → b → a' });
+  });
+
+  it('a lost write race leaves the task as the database has it and frees the worker', async () => {
+    let first = true;
+    const h = fakeLead(
+      { settings: settings({ maxConcurrency: 1 }), tasks: [task('a'), task('b')] },
+      {
+        persist: (intents) =>
+          intents.map((i) => {
+            if (first && i.type === 'assign' && i.key === 'a') {
+              first = false;
+              return { applied: false, status: 'cancelled' };
+            }
+            return { applied: true };
+          }),
+      },
+    );
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.context.tasks.a!.status).toBe('cancelled');
+    expect(snap.context.tasks.b!.status).toBe('completed');
+    expect(snap.value).toBe('blocked');
+  });
+
+  it('persisted snapshot survives a JSON round trip and restores in the same state', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b')] }, { hang: new Set(['a', 'b']) });
+    h.actor.start();
+    await Promise.all([h.started('generate', 'a'), h.started('generate', 'b')]);
+    const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot())) as Parameters<typeof createActor>[1] extends infer O
+      ? O extends { snapshot?: infer S }
+        ? S
+        : never
+      : never;
+    h.actor.stop();
+    const restored = createActor(h.machine, { snapshot: persisted, input: undefined as never });
+    restored.start();
+    const snap = restored.getSnapshot();
+    expect(snap.value).toEqual(h.actor.getSnapshot().value);
+    expect(snap.context.tasks.a!.status).toBe('in_progress');
+    const worker = snap.children['backend-1'] as { getSnapshot(): { value: unknown } } | undefined;
+    expect(worker?.getSnapshot().value).toBe('generating');
+    expect(JSON.parse(JSON.stringify(restored.getPersistedSnapshot()))).toEqual(persisted);
+    restored.stop();
+  });
+});

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Each file gets its own projects and its own fake Messages API; files share one fresh
+    // database per run (Postgres) or get their own in-memory PGlite.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
