@@ -57,3 +57,23 @@ export const notFound = (what: string) => new TroupeError('not_found', `${what} 
 export const conflict = (message: string, details?: unknown) => new TroupeError('conflict', message, details);
 export const unprocessable = (message: string, details?: unknown) => new TroupeError('unprocessable', message, details);
 export const invalid = (message: string, details?: unknown) => new TroupeError('validation_failed', message, details);
+
+/**
+ * A fault inside an effect. `fatal`: nothing a retry within the run could fix (the API key is
+ * rejected, the request is invalid, the workspace is gone) — the task fails instead of using
+ * up its correction attempts.
+ */
+export class Fault extends Error {
+  override name = 'Fault';
+  constructor(
+    message: string,
+    readonly fatal: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isAbortError(e: unknown): boolean {
+  return e instanceof Error && (e.name === 'AbortError' || e.name === 'APIUserAbortError');
+}

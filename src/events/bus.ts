@@ -196,26 +196,22 @@ export class EventBus {
   }
 
   private async replayPages(sub: Subscriber): Promise<void> {
-    try {
-      for (;;) {
-        if (sub.closed) return;
-        const page = await readEvents(this.store.db, {
-          afterSeq: sub.lastSeq,
-          projectId: sub.filter.projectId,
-          types: sub.filter.types,
-          limit: PAGE,
-        });
-        for (const e of page) this.deliver(sub, e);
-        if (page.length < PAGE) break;
-      }
-    } finally {
+    for (;;) {
       if (sub.closed) return;
-      // Drain what arrived meanwhile (duplicates of the replay are dropped by seq), then live.
-      const buffered = sub.buffer;
-      sub.buffer = [];
-      sub.replaying = false;
-      for (const e of buffered) this.deliver(sub, e);
+      const page = await readEvents(this.store.db, {
+        afterSeq: sub.lastSeq,
+        projectId: sub.filter.projectId,
+        types: sub.filter.types,
+        limit: PAGE,
+      });
+      for (const e of page) this.deliver(sub, e);
+      if (page.length < PAGE) break;
     }
+    // Drain what arrived meanwhile (duplicates of the replay are dropped by seq), then live.
+    const buffered = sub.buffer;
+    sub.buffer = [];
+    sub.replaying = false;
+    for (const e of buffered) this.deliver(sub, e);
   }
 }
 

@@ -10,12 +10,27 @@ export type Emit = (...events: NewEvent[]) => void;
  * are appended in the same transaction and published only after it commits.
  */
 export class Outbox {
+  private readonly inflight = new Set<Promise<unknown>>();
+
   constructor(
     readonly store: Store,
     private readonly bus: EventBus,
   ) {}
 
-  async transact<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
+  transact<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
+    const work = this.run(fn);
+    this.inflight.add(work);
+    const forget = () => this.inflight.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  /** Resolves once every transaction started so far has settled (shutdown waits for them). */
+  async drain(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  private async run<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
     let stored: TroupeEvent[] = [];
     const result = await this.store.db.transaction(async (tx) => {
       const pending: NewEvent[] = [];

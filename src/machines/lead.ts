@@ -96,6 +96,9 @@ export type LeadEvent =
   | WorkerReportEvent
   | WorkerAttemptEvent;
 
+const WORKER_ERROR = 'xstate.error.actor.';
+const WORKER_ERROR_ID = /^xstate\.error\.actor\.(backend|frontend|test)-\d+$/;
+
 const notProvided = (name: string) =>
   fromPromise<never, unknown>(() => Promise.reject(new Error(`lead effect '${name}' was not provided`)));
 
@@ -299,6 +302,33 @@ export const leadMachine = setup({
 
     updateSettings: assign(({ event }) => (event.type === 'SETTINGS_UPDATED' ? { settings: event.settings } : {})),
 
+    /** Pending tasks behind a dead one (e.g. cancelled while no run was active) are blocked. */
+    propagate: assign(({ context }) => {
+      const spread = propagateFailures(context.tasks);
+      return spread.intents.length === 0 ? {} : { tasks: spread.tasks, queue: [...context.queue, ...spread.intents] };
+    }),
+
+    /** A worker actor crashed (a bug, not a failed attempt): its task fails with the reason. */
+    workerCrashed: enqueueActions(({ context, event, enqueue }) => {
+      const agentId = (event as { type: string }).type.slice(WORKER_ERROR.length);
+      const slot = context.workers[agentId];
+      if (!slot) return;
+      const workers = { ...context.workers };
+      delete workers[agentId];
+      const task = slot.taskKey ? context.tasks[slot.taskKey] : undefined;
+      if (!task || task.status !== 'in_progress' || task.agentId !== agentId) {
+        enqueue.assign({ workers });
+        return;
+      }
+      const detail = `worker ${agentId} crashed: ${faultMessage((event as { error?: unknown }).error)}`;
+      const spread = propagateFailures({ ...context.tasks, [task.key]: { ...task, status: 'failed' } });
+      enqueue.assign({
+        workers,
+        tasks: spread.tasks,
+        queue: [...context.queue, { type: 'fail', taskId: task.id, key: task.key, detail }, ...spread.intents],
+      });
+    }),
+
     requeueBudgetBlocked: assign(({ context }) => {
       let tasks = context.tasks;
       const intents: Intent[] = [];
@@ -419,7 +449,9 @@ export const leadMachine = setup({
     },
     active: {
       type: 'parallel',
+      entry: 'propagate',
       on: {
+        'xstate.error.actor.*': { guard: ({ event }: { event: { type: string } }) => WORKER_ERROR_ID.test(event.type), actions: 'workerCrashed' },
         CANCEL: 'cancelling',
         CANCEL_TASK: { guard: 'taskCancellable', actions: 'cancelTask' },
         RETRY: { guard: 'taskRetryable', actions: 'retryTask' },

@@ -90,3 +90,8 @@ export interface WorkerAttemptEvent {
   epoch: number;
   attempt: number;
 }
+
+/** Tests decide a task: passed, or no tests found for an agent other than the test agent (unverified). */
+export function testsAccepted(status: TestStatus, agentType: AgentType): boolean {
+  return status === 'passed' || (status === 'no_tests' && agentType !== 'test');
+}

@@ -13,6 +13,7 @@ import { assign, fromPromise, sendParent, setup } from 'xstate';
 import {
   faultMessage,
   isFatalFault,
+  testsAccepted,
   type AgentType,
   type Job,
   type TestStatus,
@@ -52,7 +53,7 @@ export type GenerateOutput =
 export interface ApplyInput { agentId: string; job: Job; attempt: number; treePath: string; callKey: string }
 export type ApplyOutput = { kind: 'applied'; files: string[] } | { kind: 'rejected'; reason: string };
 
-export interface TestInput { agentId: string; job: Job; attempt: number; treePath: string }
+export interface TestInput { agentId: string; agentType: AgentType; job: Job; attempt: number; treePath: string }
 export interface TestOutput { status: TestStatus; summary: string; excerpt: string }
 
 export interface CorrectionInput {
@@ -259,6 +260,7 @@ export const workerMachine = setup({
         src: 'test',
         input: ({ context }) => ({
           agentId: context.agentId,
+          agentType: context.agentType,
           job: job(context),
           attempt: context.attempt,
           treePath: context.treePath ?? '',
@@ -266,8 +268,7 @@ export const workerMachine = setup({
         onDone: [
           {
             // `no_tests` fails a test agent's attempt; other agents complete unverified.
-            guard: ({ context, event }) =>
-              event.output.status === 'passed' || (event.output.status === 'no_tests' && context.agentType !== 'test'),
+            guard: ({ context, event }) => testsAccepted(event.output.status, context.agentType),
             target: 'committing',
             actions: assign(({ event }) => ({ tested: event.output })),
           },

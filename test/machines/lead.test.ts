@@ -25,17 +25,13 @@ describe('lead machine (fake effects)', () => {
 
   it('corrects a failing attempt: testing → correcting → generating, then completes', async () => {
     const h = fakeLead({ settings: settings(), tasks: [task('a')] }, { steps: { a: ['failed', 'passed'] } });
-    const seen: unknown[] = [];
     h.actor.start();
-    h.actor.system.inspect?.((ev) => ev);
-    const sub = h.actor.subscribe(() => {
-      const w = h.actor.getSnapshot().children['backend-1'];
-      if (w) seen.push(w.getSnapshot().value);
-    });
     await waitFor(h.actor, final);
-    sub.unsubscribe();
     expect(h.actor.getSnapshot().value).toBe('completed');
     expect(h.calls.map((c) => c.attempt)).toEqual([1, 2]);
+    expect(h.workerStates['backend-1']).toEqual([
+      'idle', 'preparing', 'generating', 'applying', 'testing', 'correcting', 'generating', 'applying', 'testing', 'committing', 'idle',
+    ]);
     expect(h.corrections).toHaveLength(1);
     expect(h.corrections[0]!.failure).toMatchObject({ kind: 'tests_failed', excerpt: 'AssertionError: 1 !== 2' });
     expect(h.intents().filter((i) => i.type === 'attempt').map((i) => (i as { attempt: number }).attempt)).toEqual([1, 2]);
@@ -195,6 +191,19 @@ describe('lead machine (fake effects)', () => {
     expect(Object.keys(snap.context.workers).length).toBeLessThanOrEqual(2);
   });
 
+  it('a worker actor that crashes fails its task (with the reason) and the run still ends', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b', ['a']), task('c')] }, { steps: { a: ['failed'] }, crashWorker: true });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('blocked');
+    expect(snap.context.tasks.a!.status).toBe('failed');
+    expect(snap.context.tasks.b!.blockedReason).toBe('dependency_failed');
+    expect(snap.context.tasks.c!.status).toBe('completed');
+    const fail = h.intents().find((i) => i.type === 'fail') as { key: string; detail: string } | undefined;
+    expect(fail?.key).toBe('a');
+    expect(fail?.detail).toMatch(/^worker backend-\d crashed: .*boom/);
+  });
+
   it('plans from a goal, then runs the plan', async () => {
     const h = fakeLead(
       { settings: settings(), tasks: [], goal: 'build it', start: 'plan' },
@@ -248,7 +257,7 @@ describe('lead machine (fake effects)', () => {
         : never
       : never;
     h.actor.stop();
-    const restored = createActor(h.machine, { snapshot: persisted, input: undefined as never });
+    const restored = createActor(h.machine, { snapshot: persisted, input: undefined });
     restored.start();
     const snap = restored.getSnapshot();
     expect(snap.value).toEqual(h.actor.getSnapshot().value);

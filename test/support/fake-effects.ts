@@ -6,11 +6,12 @@
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { Intent, IntentResult } from '../../src/machines/lead-logic.ts';
 import { leadMachine, type LeadInput, type LeadSettings, type PersistInput, type PlanInput, type PlanOutput } from '../../src/machines/lead.ts';
-import type { AgentType, TaskView, TestStatus } from '../../src/machines/types.ts';
+import type { TaskView, TestStatus } from '../../src/machines/types.ts';
 import {
   workerMachine,
   type ApplyInput,
   type CommitInput,
+  type CommitOutput,
   type CorrectionInput,
   type GenerateInput,
   type GenerateOutput,
@@ -34,6 +35,8 @@ export interface FakeScript {
   hangApply?: Set<string>;
   hangCorrect?: Set<string>;
   plan?: (input: PlanInput) => Promise<PlanOutput>;
+  /** Make the worker's correction guard throw: a bug that crashes the worker actor. */
+  crashWorker?: boolean;
   /** Make some writes lose their race. */
   persist?: (intents: Intent[]) => IntentResult[];
 }
@@ -66,7 +69,7 @@ export function task(key: string, dependsOn: string[] = [], extra: Partial<TaskV
   return {
     id: `id-${key}`,
     key,
-    agentType: 'backend' as AgentType,
+    agentType: 'backend',
     dependsOn,
     priority: 2,
     ordinal: ++ordinal,
@@ -124,6 +127,13 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
   };
 
   const worker = workerMachine.provide({
+    guards: script.crashWorker
+      ? {
+          canCorrect: () => {
+            throw new Error('boom');
+          },
+        }
+      : {},
     actors: {
       prepare: fromPromise(async () => ({ treePath: '/tree' })),
       generate: fromPromise<GenerateOutput, GenerateInput>(async ({ input, signal }) => {
@@ -160,7 +170,7 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
       giveUp: fromPromise(async ({ input }: { input: GiveUpInput }) => {
         giveUps.push(input);
       }),
-      commit: fromPromise(async ({ input }: { input: CommitInput }) =>
+      commit: fromPromise<CommitOutput, CommitInput>(async ({ input }) =>
         stepFor(input.job.key) === 'conflict'
           ? { kind: 'conflict' as const, detail: 'CONFLICT in a.js' }
           : { kind: 'committed' as const, sha: `sha-${input.job.key}`, files: input.files },
@@ -181,8 +191,18 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
     },
   });
 
+  /** State values each worker went through, in order (consecutive duplicates dropped). */
+  const workerStates: Record<string, unknown[]> = {};
   const actor: Actor<typeof machine> = createActor(machine, {
     input: { projectId: 'p', runId: 'r', goal: null, start: 'running', ...input },
+    inspect: (ev) => {
+      if (ev.type !== '@xstate.snapshot') return;
+      const id = (ev.actorRef as unknown as { id: string }).id;
+      const value = (ev.snapshot as { value?: unknown }).value;
+      if (!/^(backend|frontend|test)-\d+$/.test(id) || value === undefined) return;
+      const list = (workerStates[id] ??= []);
+      if (list.at(-1) !== value) list.push(value);
+    },
   });
   return {
     actor,
@@ -194,6 +214,7 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
     giveUps,
     effects,
     started,
+    workerStates,
     get maxLive() {
       return maxLive;
     },

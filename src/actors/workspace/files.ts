@@ -11,6 +11,7 @@ import { coerceError } from '../../errors.ts';
 import { abortReason } from './git.ts';
 import { checkRelativePath, isGitSegment } from './paths.ts';
 
+/** Reported, not enforced: `create` and `modify` both write the whole content. */
 export type FileAction = 'create' | 'modify' | 'delete';
 
 /** One entry of the `write_files` tool input (CONTRACT §3). */
@@ -28,13 +29,14 @@ export interface AppliedFile {
 }
 
 /**
- * `ok: false` means nothing was written. `fatal` marks a workspace no new model answer can fix
+ * `ok: false` means nothing was written; `path` is the refused path as proposed (not normalised). `fatal` marks a workspace no new model answer can fix
  * (missing, not a directory, read-only, full): the caller fails the task instead of correcting.
  */
 export type ApplyResult =
   | { ok: true; files: AppliedFile[] }
   | { ok: false; reason: string; path?: string; fatal?: boolean };
 
+/** Per request: at most `maxFiles` entries, each at most `maxFileBytes` of UTF-8 content (CONTRACT §5). */
 export const LIMITS = { maxFiles: 200, maxFileBytes: 1024 * 1024 } as const;
 
 type Refusal = Extract<ApplyResult, { ok: false }>;
@@ -73,7 +75,7 @@ export async function applyFiles(root: string, files: readonly ProposedFile[], s
     const item = await planFile(realRoot, file);
     if ('ok' in item) return item;
     const clash = batch.add(item);
-    if (clash !== null) return { ok: false, reason: clash, path: item.path };
+    if (clash !== null) return { ok: false, reason: clash, path: file.path };
     planned.push(item);
   }
   return writeAll(planned, signal);
@@ -126,23 +128,23 @@ async function planFile(realRoot: string, file: ProposedFile): Promise<Planned |
   if (!checked.ok) return { ok: false, reason: checked.reason, path: shown };
   const rel = checked.path;
   if (file.action !== 'create' && file.action !== 'modify' && file.action !== 'delete') {
-    return { ok: false, reason: `unknown action ${JSON.stringify(file.action)}`, path: rel };
+    return { ok: false, reason: `unknown action ${JSON.stringify(file.action)}`, path: shown };
   }
   let content = '';
   if (file.action !== 'delete') {
-    if (typeof file.content !== 'string') return { ok: false, reason: `${file.action} without content`, path: rel };
+    if (typeof file.content !== 'string') return { ok: false, reason: `${file.action} without content`, path: shown };
     content = file.content;
   }
   const bytes = Buffer.byteLength(content, 'utf8');
   if (bytes > LIMITS.maxFileBytes) {
-    return { ok: false, reason: `content is ${bytes} bytes (at most ${LIMITS.maxFileBytes})`, path: rel };
+    return { ok: false, reason: `content is ${bytes} bytes (at most ${LIMITS.maxFileBytes})`, path: shown };
   }
   try {
     const found = await locate(realRoot, checked.segments, file.action === 'delete');
-    if (typeof found === 'string') return { ok: false, reason: found, path: rel };
+    if (typeof found === 'string') return { ok: false, reason: found, path: shown };
     return { path: rel, action: file.action, content, bytes, ...found };
   } catch (thrown) {
-    return failure(thrown, rel);
+    return failure(thrown, shown, 'cannot check path');
   }
 }
 
@@ -268,11 +270,11 @@ async function cleanUp(temps: readonly string[], createdDirs: readonly string[])
   for (const dir of [...createdDirs].reverse()) await rmdir(dir).catch(() => undefined);
 }
 
-function failure(thrown: unknown, filePath: string): Refusal {
+function failure(thrown: unknown, filePath: string, what = 'write failed'): Refusal {
   const error = coerceError(thrown);
   const code = (error as NodeJS.ErrnoException).code;
   const fatal = code !== undefined && FATAL_CODES.has(code);
-  const result: Refusal = { ok: false, reason: `write failed: ${error.message}` };
+  const result: Refusal = { ok: false, reason: `${what}: ${error.message}` };
   if (filePath) result.path = filePath;
   if (fatal) result.fatal = true;
   return result;

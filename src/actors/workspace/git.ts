@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { constants as osConstants, homedir } from 'node:os';
 import { realpath } from 'node:fs/promises';
 
+/** What git printed and how it exited. */
 export interface GitResult {
   stdout: string;
   stderr: string;
@@ -13,6 +14,7 @@ export interface GitResult {
   code: number;
 }
 
+/** Where and how to run git. */
 export interface GitOptions {
   cwd: string;
   signal?: AbortSignal | undefined;
@@ -21,6 +23,8 @@ export interface GitOptions {
    * without it git gets a standard PATH and the user's home directory.
    */
   env?: Record<string, string> | undefined;
+  /** How long an aborted call may run on before git is killed. Default 10 s. */
+  abortGraceMs?: number | undefined;
 }
 
 /**
@@ -40,6 +44,7 @@ const SAFETY_CONFIG = [
   'advice.detachedHead=false',
 ];
 
+const ABORT_GRACE_MS = 10_000;
 const ENV_ALLOW = ['PATH', 'HOME', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'SYSTEMROOT'];
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin:/opt/homebrew/bin';
 
@@ -65,33 +70,43 @@ export function gitEnv(base?: Record<string, string>): Record<string, string> {
   return env;
 }
 
-/** Runs git. Resolves with the exit code (never rejects on a non-zero exit); rejects on spawn failure or abort. */
-export function git(args: readonly string[], opts: GitOptions): Promise<GitResult> {
-  opts.signal?.throwIfAborted();
+/**
+ * Runs git. Resolves with the exit code (never rejects on a non-zero exit); rejects on spawn
+ * failure, or with the signal's reason once an aborted call has ended.
+ */
+export async function git(args: readonly string[], opts: GitOptions): Promise<GitResult> {
+  const { signal } = opts;
+  if (signal?.aborted) throw abortReason(signal);
   const argv = [...SAFETY_CONFIG.flatMap((c) => ['-c', c]), ...args];
   return new Promise((resolve, reject) => {
-    execFile(
+    const timers: NodeJS.Timeout[] = [];
+    // On abort git gets a grace period to finish the command it is running, and the promise
+    // settles only once git has exited. Killing it at once looked simpler but leaves lock files
+    // behind (a SIGTERM during `git commit` left `refs/heads/<branch>.lock` in testing, which
+    // breaks that branch until someone deletes it), and execFile's own `signal` option calls back
+    // before git has even exited, racing the `rebase --abort` that follows.
+    const onAbort = () => {
+      const grace = opts.abortGraceMs ?? ABORT_GRACE_MS;
+      timers.push(setTimeout(() => child.kill('SIGTERM'), grace), setTimeout(() => child.kill('SIGKILL'), grace + 5_000));
+      for (const timer of timers) timer.unref();
+    };
+    const child = execFile(
       'git',
       argv,
-      {
-        cwd: opts.cwd,
-        env: gitEnv(opts.env),
-        signal: opts.signal,
-        maxBuffer: 64 * 1024 * 1024,
-        encoding: 'utf8',
-        windowsHide: true,
-      },
+      { cwd: opts.cwd, env: gitEnv(opts.env), maxBuffer: 64 * 1024 * 1024, encoding: 'utf8', windowsHide: true },
       (error, stdout, stderr) => {
+        signal?.removeEventListener('abort', onAbort);
+        for (const timer of timers) clearTimeout(timer);
+        if (signal?.aborted) return reject(abortReason(signal));
         if (!error) return resolve({ stdout, stderr, code: 0 });
         if (typeof error.code === 'number') return resolve({ stdout, stderr, code: error.code });
-        if (error.name !== 'AbortError' && error.code == null && typeof error.signal === 'string') {
-          const n = osConstants.signals[error.signal as NodeJS.Signals];
-          return resolve({ stdout, stderr, code: 128 + n });
+        if (error.code == null && typeof error.signal === 'string') {
+          return resolve({ stdout, stderr, code: 128 + osConstants.signals[error.signal] });
         }
-        if (error.name === 'AbortError' && opts.signal?.aborted) return reject(abortReason(opts.signal));
         reject(new Error(`git ${args[0] ?? ''} could not run: ${error.message}`, { cause: error }));
       },
     );
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

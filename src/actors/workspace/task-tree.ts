@@ -5,10 +5,12 @@
  * lock, so the workspace branch gets exactly one linear commit per task. A conflict keeps the
  * branch. In `shared` mode the task writes straight into the workspace.
  */
-import { lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, lstat, mkdir, readFile, readdir, realpath, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { abortReason, git, gitOk, isGitRepo, type GitOptions } from './git.ts';
 
+/** Identifies one task's tree; the same options prepare, commit and remove it. */
 export interface TaskTreeOptions {
   /** Absolute project workspace (the main working tree). */
   workspace: string;
@@ -22,6 +24,7 @@ export interface TaskTreeOptions {
   env?: Record<string, string> | undefined;
 }
 
+/** Where a task works. */
 export interface TaskTree {
   /** Where the task's files are written and its tests run. */
   path: string;
@@ -31,6 +34,11 @@ export interface TaskTree {
   baseSha: string | null;
 }
 
+/**
+ * `committed`: merged into the workspace's branch (worktree) or committed in place (shared);
+ * `files` empty when nothing changed. `conflict`: the task branch keeps the work. `not_git`:
+ * shared mode outside git.
+ */
 export type CommitResult =
   | { status: 'committed'; sha: string; files: string[]; message: string }
   | { status: 'conflict'; branch: string; detail: string }
@@ -44,9 +52,21 @@ export interface CommitOptions extends TaskTreeOptions {
   lock: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
+/**
+ * A task key as one safe ref component and directory name. Every contract key
+ * (`[A-Za-z0-9._-]{1,64}`) is accepted; the few git cannot take as a ref (`.x`, `a..b`,
+ * `x.lock`, `x.`) are hex-encoded with an `x-` prefix, which no plain key can collide with
+ * because plain keys that start with `x-` are encoded too.
+ */
+export function keySlug(key: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(key)) throw new Error(`invalid task key ${JSON.stringify(key)}`);
+  const plain = !key.startsWith('.') && !key.includes('..') && !key.endsWith('.lock') && !key.endsWith('.') && !key.startsWith('x-');
+  return plain ? key : `x-${Buffer.from(key, 'utf8').toString('hex')}`;
+}
+
 /** The branch a task's work lives on. */
 export function taskBranch(key: string): string {
-  return `troupe/${key}`;
+  return `troupe/${keySlug(key)}`;
 }
 
 /**
@@ -69,6 +89,7 @@ export async function prepareTaskTree(o: TaskTreeOptions): Promise<TaskTree> {
   await mkdir(path.dirname(treePath), { recursive: true });
   // -B resets a branch that is already merged (an ancestor of HEAD): nothing on it can be lost.
   await gitOk(['worktree', 'add', '-q', '-B', branch, treePath, head], ws);
+  await linkIgnoredDirs(o, treePath);
   return { path: await realpath(treePath), branch, baseSha: head };
 }
 
@@ -117,8 +138,9 @@ async function mergeBack(o: CommitOptions, treePath: string, message: string): P
     }
     rebased = true;
   } finally {
-    // Runs on a conflict and when the signal killed git mid-rebase: restores the branch to its
-    // original commit and leaves no rebase in progress. Without the signal, or it would not run.
+    // Runs on a conflict and on an abort (git killed mid-rebase after its grace period): restores
+    // the branch to its original commit and leaves no rebase in progress. A harmless no-op when
+    // the rebase had finished. Without the signal, which is already aborted, or it would not run.
     if (!rebased) await git(['rebase', '--abort'], { ...tree, signal: undefined }).catch(() => undefined);
   }
   if (o.signal?.aborted) throw abortReason(o.signal);
@@ -146,7 +168,7 @@ async function commitShared(o: CommitOptions, message: string): Promise<CommitRe
     for (const file of files) (await exists(path.join(o.workspace, file)) ? present : missing).push(file);
     // --literal-pathspecs: a file named `*.js` or `:x` is a name here, not a glob or magic.
     // Ignored files are left out, as `add -A` does in worktree mode (naming one would be an error).
-    const ignored = present.length > 0 ? splitZ((await git(['--literal-pathspecs', 'check-ignore', '-z', '--', ...present], ws)).stdout) : [];
+    const ignored = present.length > 0 ? splitZ(await gitOk(['--literal-pathspecs', 'ls-files', '-z', '--others', '--ignored', '--exclude-standard', '--', ...present], ws)) : [];
     const toAdd = present.filter((file) => !ignored.includes(file));
     if (toAdd.length > 0) await gitOk(['--literal-pathspecs', 'add', '-A', '--', ...toAdd], ws);
     if (missing.length > 0) await gitOk(['--literal-pathspecs', 'rm', '--cached', '-q', '--ignore-unmatch', '--', ...missing], ws);
@@ -185,11 +207,7 @@ async function discardWorktree(o: TaskTreeOptions, treePath: string): Promise<vo
 }
 
 function worktreePath(o: TaskTreeOptions): string {
-  const { key } = o;
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(key) || key.startsWith('.') || key.includes('..') || key.endsWith('.lock')) {
-    throw new Error(`task key ${JSON.stringify(key)} cannot name a branch or a directory`);
-  }
-  return path.join(path.resolve(o.worktreesDir), key);
+  return path.join(path.resolve(o.worktreesDir), keySlug(o.key));
 }
 
 function gitOptions(o: TaskTreeOptions, cwd: string): GitOptions {
@@ -207,4 +225,31 @@ function splitZ(out: string): string[] {
 function clip(text: string, max = 2000): string {
   const trimmed = text.trim();
   return trimmed.length > max ? `${trimmed.slice(0, max)}…` : trimmed;
+}
+
+/** Installed dependencies the test command needs but git does not carry into a worktree. */
+const LINKED_DIRS = ['node_modules'];
+
+/**
+ * Links the workspace's `node_modules` (and the like) into a fresh worktree so the project's
+ * test command finds its dependencies, and lists them in the repository's `info/exclude` so
+ * `git add -A` never commits the link.
+ */
+async function linkIgnoredDirs(o: TaskTreeOptions, treePath: string): Promise<void> {
+  const present = [];
+  for (const name of LINKED_DIRS) {
+    const source = path.join(o.workspace, name);
+    const target = path.join(treePath, name);
+    if (!existsSync(source) || existsSync(target)) continue;
+    await symlink(source, target, 'dir');
+    present.push(name);
+  }
+  if (present.length === 0) return;
+  const commonDir = (await gitOk(['rev-parse', '--path-format=absolute', '--git-common-dir'], gitOptions(o, o.workspace))).trim();
+  const exclude = path.join(commonDir, 'info', 'exclude');
+  const current = await readFile(exclude, 'utf8').catch(() => '');
+  const missing = present.map((n) => `/${n}`).filter((line) => !current.split('\n').includes(line));
+  if (missing.length === 0) return;
+  await mkdir(path.dirname(exclude), { recursive: true });
+  await appendFile(exclude, `${current === '' || current.endsWith('\n') ? '' : '\n'}# linked into task worktrees by troupe\n${missing.join('\n')}\n`);
 }

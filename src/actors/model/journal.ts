@@ -1,0 +1,102 @@
+/**
+ * Pay once: every model answer is recorded (request hash, response, usage, cost) before anything
+ * acts on it, under a logical key (`gen:<task>:<epoch>:<attempt>`, `plan:<run>`). A restored
+ * actor that asks again finds the recorded answer and Claude is not called a second time.
+ */
+import { createHash } from 'node:crypto';
+import type Anthropic from '@anthropic-ai/sdk';
+import { isAbortError } from '../../errors.ts';
+import type { ModelPurpose } from '../../events/types.ts';
+import { modelFault } from './faults.ts';
+import { costOf, type TokenUsage } from './prices.ts';
+
+export interface ModelCallRecord {
+  projectId: string;
+  runId: string | null;
+  taskId: string | null;
+  agentId: string | null;
+  callKey: string;
+  purpose: ModelPurpose;
+  model: string;
+  requestHash: string;
+  response: Anthropic.Message;
+  usage: TokenUsage;
+  costUsd: number | null;
+  durationMs: number;
+}
+
+/** Where answers are kept. Implemented over the database by the runtime. */
+export interface ModelJournal {
+  find(projectId: string, callKey: string): Promise<Anthropic.Message | null>;
+  /** Stores the answer and its `llm.usage` event in one transaction. */
+  record(call: ModelCallRecord): Promise<void>;
+}
+
+export interface CallOnceRequest {
+  projectId: string;
+  runId: string | null;
+  taskId: string | null;
+  agentId: string | null;
+  callKey: string;
+  purpose: ModelPurpose;
+  params: Anthropic.MessageCreateParamsNonStreaming;
+  signal: AbortSignal;
+}
+
+export interface ModelDeps {
+  client: Anthropic;
+  journal: ModelJournal;
+  /** Per-call timeout (the SDK retries within it). */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+export function requestHash(params: Anthropic.MessageCreateParamsNonStreaming): string {
+  return createHash('sha256').update(JSON.stringify(params)).digest('hex');
+}
+
+export function usageOf(message: Anthropic.Message): TokenUsage {
+  const u = message.usage;
+  return {
+    inputTokens: u.input_tokens ?? 0,
+    outputTokens: u.output_tokens ?? 0,
+    cacheReadTokens: u.cache_read_input_tokens ?? 0,
+    cacheWriteTokens: u.cache_creation_input_tokens ?? 0,
+  };
+}
+
+/** The recorded answer for `callKey`, or a new (paid) one, recorded before it is returned. */
+export async function callOnce(deps: ModelDeps, req: CallOnceRequest): Promise<{ message: Anthropic.Message; replayed: boolean }> {
+  const recorded = await deps.journal.find(req.projectId, req.callKey);
+  if (recorded) return { message: recorded, replayed: true };
+  return { message: await callAndRecord(deps, req), replayed: false };
+}
+
+/** Calls the model (the SDK retries 429/5xx itself) and records the answer before returning it. */
+export async function callAndRecord(deps: ModelDeps, req: CallOnceRequest): Promise<Anthropic.Message> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  let message: Anthropic.Message;
+  try {
+    message = await deps.client.messages.create(req.params, { signal: req.signal, timeout: deps.timeoutMs });
+  } catch (e) {
+    if (req.signal.aborted || isAbortError(e)) throw e;
+    throw modelFault(e);
+  }
+  const usage = usageOf(message);
+  await deps.journal.record({
+    projectId: req.projectId,
+    runId: req.runId,
+    taskId: req.taskId,
+    agentId: req.agentId,
+    callKey: req.callKey,
+    purpose: req.purpose,
+    model: req.params.model,
+    requestHash: requestHash(req.params),
+    response: message,
+    usage,
+    costUsd: costOf(req.params.model, usage),
+    durationMs: Math.max(0, Math.round(now() - started)),
+  });
+  return message;
+}

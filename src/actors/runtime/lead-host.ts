@@ -1,0 +1,142 @@
+/**
+ * Hosts one run's actor system: the lead and its workers. It starts the lead, watches every
+ * snapshot (persisting them, coalesced), and makes sure the run ends with a reason however the
+ * actor ends — a lead that crashes still leaves a `failed` run and no task `in_progress`.
+ */
+import { createActor, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { withDbRetry } from '../../db/retry.ts';
+import { coerceError } from '../../errors.ts';
+import type { Outbox } from '../../events/outbox.ts';
+import type { Logger } from '../../logger.ts';
+import type { LeadEvent, LeadInput, LeadMachine } from '../../machines/lead.ts';
+import type { Intent } from '../../machines/lead-logic.ts';
+import type { RunStatus } from '../../machines/types.ts';
+import { persistBatch } from './lead-writer.ts';
+import { SnapshotWriter } from './snapshot-writer.ts';
+
+export type Inspector = (event: InspectionEvent, scope: { projectId: string; runId: string }) => void;
+
+export interface LeadHostOptions {
+  machine: LeadMachine;
+  input: LeadInput;
+  outbox: Outbox;
+  logger: Logger;
+  inspectors?: readonly Inspector[];
+}
+
+const WORKER_ID = /^(backend|frontend|test)-\d+$/;
+
+export class LeadHost {
+  readonly projectId: string;
+  readonly runId: string;
+  readonly actor: Actor<LeadMachine>;
+  /** Resolves once the lead reached a final state (or crashed) and everything is written. */
+  readonly ended: Promise<void>;
+  private readonly snapshots: SnapshotWriter;
+  private stopped = false;
+  private resolveEnded!: () => void;
+
+  constructor(private readonly options: LeadHostOptions) {
+    this.projectId = options.input.projectId;
+    this.runId = options.input.runId;
+    const scope = { projectId: this.projectId, runId: this.runId };
+    this.snapshots = new SnapshotWriter(options.outbox, scope, options.logger);
+    this.ended = new Promise<void>((resolve) => {
+      this.resolveEnded = resolve;
+    });
+    this.actor = createActor(options.machine, {
+      id: 'lead',
+      input: options.input,
+      inspect: (ev) => this.inspect(ev),
+    });
+    this.actor.subscribe({
+      next: (snapshot) => {
+        if (snapshot.status === 'done') void this.finish(null);
+      },
+      error: (err) => {
+        void this.finish(coerceError(err));
+      },
+    });
+  }
+
+  start(): void {
+    this.actor.start();
+  }
+
+  /** Would the lead accept this event in its current state? (Guards included.) */
+  can(event: LeadEvent): boolean {
+    const snapshot = this.actor.getSnapshot();
+    return snapshot.status === 'active' && snapshot.can(event);
+  }
+
+  send(event: LeadEvent): void {
+    this.actor.send(event);
+  }
+
+  /** The run status the lead's state stands for right now. */
+  runStatus(): RunStatus {
+    return runStatusOf(this.actor.getSnapshot());
+  }
+
+  /** Stops the actors (their effects are aborted) and waits for the snapshot writes. */
+  async stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.actor.stop();
+    }
+    await this.snapshots.settle();
+    this.snapshots.close();
+  }
+
+  private inspect(ev: InspectionEvent): void {
+    for (const inspector of this.options.inspectors ?? []) {
+      try {
+        inspector(ev, { projectId: this.projectId, runId: this.runId });
+      } catch (e) {
+        this.options.logger.warn({ err: coerceError(e) }, 'inspector threw');
+      }
+    }
+    if (ev.type !== '@xstate.snapshot') return;
+    const ref = ev.actorRef as AnyActorRef;
+    if (ref === (this.actor as AnyActorRef)) {
+      this.snapshots.observe('lead', ref, 'lead', ev.snapshot);
+    } else if (ref._parent === this.actor && WORKER_ID.test(ref.id)) {
+      this.snapshots.observe(ref.id, ref, 'worker', ev.snapshot);
+    }
+  }
+
+  private async finish(error: Error | null): Promise<void> {
+    if (error) {
+      this.options.logger.error({ err: error, runId: this.runId }, 'lead actor crashed');
+      await this.failRun(`internal error: ${error.message}`).catch((e: unknown) =>
+        this.options.logger.error({ err: coerceError(e), runId: this.runId }, 'cannot record the failed run'),
+      );
+    }
+    await this.snapshots.settle();
+    this.resolveEnded();
+  }
+
+  /** The lead is gone: hand in-flight tasks back and fail the run (guarded; a final run stays as is). */
+  private async failRun(summary: string): Promise<void> {
+    const tasks = this.actor.getSnapshot().context.tasks;
+    const intents: Intent[] = Object.values(tasks)
+      .filter((t) => t.status === 'in_progress')
+      .map((t) => ({ type: 'release', taskId: t.id, key: t.key }));
+    intents.push({ type: 'run', status: 'failed', summary });
+    await withDbRetry(() =>
+      this.options.outbox.transact((tx, emit) => persistBatch(tx, emit, { projectId: this.projectId, runId: this.runId, intents })),
+    );
+  }
+}
+
+/** Lead state → run status. */
+export function runStatusOf(snapshot: ReturnType<Actor<LeadMachine>['getSnapshot']>): RunStatus {
+  if (snapshot.matches('planning') || snapshot.matches('idle')) return 'planning';
+  if (snapshot.matches({ active: { schedule: 'pausing' } })) return 'pausing';
+  if (snapshot.matches({ active: { schedule: 'paused' } })) return 'paused';
+  if (snapshot.matches('active') || snapshot.matches('finishing')) return 'running';
+  if (snapshot.matches('blocked')) return 'blocked';
+  if (snapshot.matches('completed')) return 'completed';
+  if (snapshot.matches('cancelling') || snapshot.matches('cancelled')) return 'cancelled';
+  return 'failed';
+}

@@ -1,0 +1,18 @@
+/**
+ * One queue per key: `lock(key)(fn)` runs `fn` after every earlier `fn` for that key settled.
+ * Used for merges into a project's workspace branch (one process; see the README for several).
+ */
+export function createKeyedMutex(): (key: string) => <T>(fn: () => Promise<T>) => Promise<T> {
+  const tails = new Map<string, Promise<unknown>>();
+  return (key) =>
+    <T>(fn: () => Promise<T>): Promise<T> => {
+      const previous = tails.get(key) ?? Promise.resolve();
+      const run = previous.then(fn, fn);
+      const tail = run.catch(() => undefined);
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return run;
+    };
+}

@@ -1,0 +1,234 @@
+/**
+ * Projects and tasks: create, change, delete, add tasks (atomically, graph checked) and read
+ * them back in the contract's shapes.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { eq } from 'drizzle-orm';
+import {
+  allProjects,
+  correctionsOf,
+  dependencyKeys,
+  latestRuns,
+  projectById,
+  statusCounts,
+  taskByRef,
+  tasksOf,
+  testResultsOf,
+  usageByProject,
+  usageOfTask,
+  type ProjectRow,
+} from '../../db/queries.ts';
+import { projects } from '../../db/schema.ts';
+import { inferAgentType } from '../../domain/agent-type.ts';
+import { checkGraph } from '../../domain/graph.ts';
+import { fillConfig, type CreateProject, type PatchProject, type ProjectConfig, type TaskInput } from '../../domain/inputs.ts';
+import { invalid, notFound, unprocessable } from '../../errors.ts';
+import type { Outbox } from '../../events/outbox.ts';
+import { newId } from '../../ids.ts';
+import { ensureWorkspace } from '../workspace/workspace.ts';
+import { insertTasks } from './records.ts';
+import { projectJson, taskJson, usageJson, type ProjectJson, type TaskJson } from './views.ts';
+
+export interface ProjectServiceOptions {
+  outbox: Outbox;
+  dataDir: string;
+  /** When set, every workspace must resolve inside it. */
+  workspaceRoot?: string | undefined;
+}
+
+export class ProjectService {
+  constructor(private readonly o: ProjectServiceOptions) {}
+
+  private get db() {
+    return this.o.outbox.store.db;
+  }
+
+  async create(input: CreateProject): Promise<ProjectJson> {
+    const id = newId('prj');
+    const workspace = await this.prepareWorkspace(input.workspace, id);
+    const config = fillConfig(input.config, workspace.git);
+    if (input.config?.isolation === 'worktree' && !workspace.git) {
+      throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${workspace.path} is not a git repository` }]);
+    }
+    await this.db.insert(projects).values({
+      id,
+      name: input.name,
+      workspace: workspace.path,
+      testCommand: input.testCommand,
+      goal: input.goal ?? null,
+      config: config as unknown as Record<string, unknown>,
+    });
+    return this.get(id);
+  }
+
+  /** Resolves, checks and prepares a workspace: created and `git init`-ed when it does not exist. */
+  private async prepareWorkspace(given: string | undefined, id: string): Promise<{ path: string; git: boolean }> {
+    const dir = path.resolve(given ?? path.join(this.o.dataDir, 'workspaces', id));
+    const root = this.o.workspaceRoot;
+    if (root && given !== undefined) {
+      const realRoot = await fs.realpath(root).catch(() => path.resolve(root));
+      const parent = await realParent(dir);
+      if (parent !== realRoot && !parent.startsWith(realRoot + path.sep)) {
+        throw invalid('workspace is outside TROUPE_WORKSPACE_ROOT', [{ path: 'workspace', message: `must be inside ${realRoot}` }]);
+      }
+    }
+    const exists = await fs.stat(dir).then((s) => s, () => null);
+    if (exists && !exists.isDirectory()) throw invalid('workspace is not a directory', [{ path: 'workspace', message: `${dir} is a file` }]);
+    try {
+      return await ensureWorkspace(dir, { create: !exists });
+    } catch (e) {
+      throw invalid('cannot use the workspace', [{ path: 'workspace', message: (e as Error).message }]);
+    }
+  }
+
+  async list(): Promise<ProjectJson[]> {
+    const rows = await allProjects(this.db);
+    return this.views(rows);
+  }
+
+  async get(id: string): Promise<ProjectJson> {
+    const row = await this.row(id);
+    const [view] = await this.views([row]);
+    return view!;
+  }
+
+  async row(id: string): Promise<ProjectRow> {
+    const row = await projectById(this.db, id);
+    if (!row) throw notFound('project');
+    return row;
+  }
+
+  private async views(rows: ProjectRow[]): Promise<ProjectJson[]> {
+    const ids = rows.map((r) => r.id);
+    const [counts, usage, latest] = await Promise.all([statusCounts(this.db, ids), usageByProject(this.db, ids), latestRuns(this.db, ids)]);
+    return rows.map((r) => projectJson(r, counts.get(r.id), usage.get(r.id), latest.get(r.id)));
+  }
+
+  /** Applies a patch; returns the new row (the caller tells a running lead). */
+  async patch(id: string, patch: PatchProject): Promise<ProjectRow> {
+    const row = await this.row(id);
+    const current = row.config as unknown as ProjectConfig;
+    const isGit = current.isolation === 'worktree' || (await isGitDir(row.workspace));
+    if (patch.config?.isolation === 'worktree' && !isGit) {
+      throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${row.workspace} is not a git repository` }]);
+    }
+    const config = patch.config ? fillConfig(patch.config, isGit, current) : current;
+    const [updated] = await this.db
+      .update(projects)
+      .set({
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.testCommand !== undefined ? { testCommand: patch.testCommand } : {}),
+        config: config as unknown as Record<string, unknown>,
+        updatedAt: new Date(),
+      })
+      .where(eq(projects.id, id))
+      .returning();
+    if (!updated) throw notFound('project');
+    return updated;
+  }
+
+  async remove(id: string): Promise<void> {
+    const deleted = await this.db.delete(projects).where(eq(projects.id, id)).returning({ id: projects.id });
+    if (deleted.length === 0) throw notFound('project');
+  }
+
+  /**
+   * Adds tasks atomically: all or none. Dependencies may name tasks of the same request or tasks
+   * already in the project; a cycle is refused with its path.
+   */
+  async addTasks(projectId: string, inputs: TaskInput[], runId: string | null): Promise<TaskJson[]> {
+    const created = await this.o.outbox.transact(async (tx, emit) => {
+      await this.row(projectId);
+      const existing = await tasksOf(tx, projectId);
+      const deps = await dependencyKeys(tx, projectId);
+      const problem = checkGraph(
+        inputs.map((t) => ({ key: t.key, dependsOn: t.dependsOn })),
+        existing.map((t) => ({ key: t.key, dependsOn: deps.get(t.id) ?? [] })),
+      );
+      if (problem) throw unprocessable(problem.message, problem);
+      const rows = await insertTasks(
+        tx,
+        emit,
+        projectId,
+        runId,
+        inputs.map((t) => ({
+          key: t.key,
+          title: t.title,
+          description: t.description,
+          agentType: t.agentType ?? inferAgentType(t.title, t.description),
+          dependsOn: [...new Set(t.dependsOn)],
+          priority: t.priority,
+        })),
+      );
+      return rows;
+    });
+    const deps = await dependencyKeys(this.db, projectId);
+    return created.map((r) => taskJson(r, deps.get(r.id) ?? []));
+  }
+
+  async tasks(projectId: string): Promise<TaskJson[]> {
+    await this.row(projectId);
+    const [rows, deps] = await Promise.all([tasksOf(this.db, projectId), dependencyKeys(this.db, projectId)]);
+    return rows.map((r) => taskJson(r, deps.get(r.id) ?? []));
+  }
+
+  async task(projectId: string, ref: string) {
+    await this.row(projectId);
+    const row = await taskByRef(this.db, projectId, ref);
+    if (!row) throw notFound('task');
+    const [deps, results, corrections, usage] = await Promise.all([
+      dependencyKeys(this.db, projectId),
+      testResultsOf(this.db, row.id),
+      correctionsOf(this.db, row.id),
+      usageOfTask(this.db, row.id),
+    ]);
+    return {
+      ...taskJson(row, deps.get(row.id) ?? []),
+      testResults: results.map((r) => ({
+        attempt: r.attempt,
+        epoch: r.epoch,
+        status: r.status,
+        passed: r.passed,
+        failed: r.failed,
+        errors: r.errors,
+        skipped: r.skipped,
+        exitCode: r.exitCode,
+        durationMs: r.durationMs,
+        verified: r.verified,
+        output: r.output,
+        createdAt: r.createdAt.toISOString(),
+      })),
+      corrections: corrections.map((c) => ({
+        attempt: c.attempt,
+        epoch: c.epoch,
+        status: c.status,
+        errorSummary: c.errorSummary,
+        createdAt: c.createdAt.toISOString(),
+        updatedAt: c.updatedAt.toISOString(),
+      })),
+      usage: usageJson(usage),
+    };
+  }
+}
+
+/** The real path of the nearest existing ancestor of `dir` joined with the rest. */
+async function realParent(dir: string): Promise<string> {
+  let current = dir;
+  const rest: string[] = [];
+  for (;;) {
+    const real = await fs.realpath(current).catch(() => null);
+    if (real) return path.join(real, ...rest.reverse());
+    const parent = path.dirname(current);
+    if (parent === current) return dir;
+    rest.push(path.basename(current));
+    current = parent;
+  }
+}
+
+async function isGitDir(dir: string): Promise<boolean> {
+  return fs.stat(path.join(dir, '.git')).then(
+    () => true,
+    () => false,
+  );
+}

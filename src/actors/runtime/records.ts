@@ -1,0 +1,238 @@
+/**
+ * The database side of the effects' injected interfaces: model answers (pay once), what
+ * workers did (files, tests, corrections, commits) and what they may read. Every write goes
+ * through the outbox, so each row and the event that reports it commit together.
+ */
+import type Anthropic from '@anthropic-ai/sdk';
+import { and, eq, inArray } from 'drizzle-orm';
+import { dependencyKeys, projectById, spentUsd } from '../../db/queries.ts';
+import { withDbRetry } from '../../db/retry.ts';
+import { corrections, modelCalls, runs, taskDependencies, tasks, testResults } from '../../db/schema.ts';
+import { newId } from '../../ids.ts';
+import type { ProjectConfig } from '../../domain/inputs.ts';
+import type { Emit, Outbox } from '../../events/outbox.ts';
+import type { Tx } from '../../db/client.ts';
+import { event, type NewEvent } from '../../events/types.ts';
+import type { TaskView } from '../../machines/types.ts';
+import type { BudgetReader, TaskReader, TaskText } from '../model/generate.ts';
+import type { ModelCallRecord, ModelJournal } from '../model/journal.ts';
+import type { PlanStore, PlannedTask } from '../model/plan.ts';
+import type { CorrectionNote, EffectScope, WorkerRecorder } from '../worker-effects.ts';
+import { taskViewOf } from './views.ts';
+
+/** Longest test output kept per result row. */
+const STORED_OUTPUT_MAX = 64 * 1024;
+
+export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
+  const db = outbox.store.db;
+  const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn));
+  const emitOne = (e: NewEvent) =>
+    write((_tx, emit) => {
+      emit(e);
+      return Promise.resolve();
+    });
+
+  return {
+    async find(projectId, callKey) {
+      const [row] = await withDbRetry(() =>
+        db
+          .select({ response: modelCalls.response })
+          .from(modelCalls)
+          .where(and(eq(modelCalls.projectId, projectId), eq(modelCalls.callKey, callKey))),
+      );
+      return row ? (row.response as unknown as Anthropic.Message) : null;
+    },
+
+    async record(call: ModelCallRecord) {
+      await write(async (tx, emit) => {
+        const inserted = await tx
+          .insert(modelCalls)
+          .values({
+            id: newId('call'),
+            projectId: call.projectId,
+            runId: call.runId,
+            taskId: call.taskId,
+            agentId: call.agentId,
+            callKey: call.callKey,
+            purpose: call.purpose,
+            model: call.model,
+            requestHash: call.requestHash,
+            response: call.response as unknown as Record<string, unknown>,
+            ...call.usage,
+            costUsd: call.costUsd,
+            durationMs: call.durationMs,
+          })
+          .onConflictDoNothing()
+          .returning({ id: modelCalls.id });
+        // Another process recorded this call first: its answer (and its bill) stands.
+        if (inserted.length === 0) return;
+        emit(
+          event(
+            'llm.usage',
+            { model: call.model, ...call.usage, costUsd: call.costUsd, durationMs: call.durationMs, purpose: call.purpose },
+            { projectId: call.projectId, runId: call.runId, taskId: call.taskId, agentId: call.agentId },
+          ),
+        );
+      });
+    },
+
+    async loadTask(taskId): Promise<TaskText> {
+      const [row] = await withDbRetry(() =>
+        db.select({ key: tasks.key, title: tasks.title, description: tasks.description, guidance: tasks.guidance }).from(tasks).where(eq(tasks.id, taskId)),
+      );
+      if (!row) throw new Error(`task ${taskId} not found`);
+      return row;
+    },
+
+    async budgetOf(projectId) {
+      return withDbRetry(async () => {
+        const project = await projectById(db, projectId);
+        const config = project?.config as unknown as ProjectConfig | undefined;
+        return { spentUsd: await spentUsd(db, projectId), budgetUsd: config?.budgetUsd ?? null };
+      });
+    },
+
+    filesApplied: (scope, attempt, files) => emitOne(event('files.applied', { attempt, files }, scope)),
+
+    filesRejected: (scope, attempt, reason, path) =>
+      emitOne(event('files.rejected', path === undefined ? { attempt, reason } : { attempt, reason, path }, scope)),
+
+    async testResult(scope, epoch, attempt, result, verified, correction) {
+      await write(async (tx, emit) => {
+        await tx.insert(testResults).values({
+          projectId: scope.projectId,
+          taskId: scope.taskId,
+          runId: scope.runId,
+          agentId: scope.agentId,
+          epoch,
+          attempt,
+          status: result.status,
+          passed: result.passed,
+          failed: result.failed,
+          errors: result.errors,
+          skipped: result.skipped,
+          exitCode: result.exitCode,
+          durationMs: Math.round(result.durationMs),
+          verified,
+          output: result.output.length > STORED_OUTPUT_MAX ? result.output.slice(-STORED_OUTPUT_MAX) : result.output,
+        });
+        emit(
+          event(
+            'test.result',
+            {
+              attempt,
+              status: result.status,
+              passed: result.passed,
+              failed: result.failed,
+              errors: result.errors,
+              skipped: result.skipped,
+              durationMs: Math.round(result.durationMs),
+              verified,
+            },
+            scope,
+          ),
+        );
+        if (correction) await writeCorrections(tx, emit, scope, epoch, [correction]);
+      });
+    },
+
+    corrections: (scope, epoch, notes) => write((tx, emit) => writeCorrections(tx, emit, scope, epoch, notes)),
+
+    commitCreated: (scope, commit) => emitOne(event('commit.created', commit, scope)),
+
+    async savePlan(projectId, runId, planned: PlannedTask[]): Promise<TaskView[]> {
+      return write(async (tx, emit) => {
+        const [run] = await tx
+          .update(runs)
+          .set({ status: 'running', updatedAt: new Date() })
+          .where(and(eq(runs.id, runId), eq(runs.status, 'planning')))
+          .returning({ id: runs.id });
+        if (!run) throw new Error(`run ${runId} is no longer planning`);
+        const rows = await insertTasks(tx, emit, projectId, runId, planned.map((t) => ({ ...t, priority: 2 })));
+        emit(event('run.planned', { tasks: planned.map((t) => t.key) }, { projectId, runId }));
+        const deps = await dependencyKeys(tx, projectId);
+        return rows.map((r) => taskViewOf(r, deps.get(r.id) ?? []));
+      });
+    },
+  };
+}
+
+
+async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: number, notes: CorrectionNote[]): Promise<void> {
+  for (const note of notes) {
+    await tx
+      .insert(corrections)
+      .values({
+        projectId: scope.projectId,
+        taskId: scope.taskId,
+        runId: scope.runId,
+        epoch,
+        attempt: note.attempt,
+        status: note.status,
+        errorSummary: note.errorSummary ?? null,
+      })
+      .onConflictDoUpdate({
+        target: [corrections.taskId, corrections.epoch, corrections.attempt],
+        set: { status: note.status, errorSummary: note.errorSummary ?? null, updatedAt: new Date() },
+      });
+    const data: Extract<NewEvent, { type: 'correction.attempt' }>['data'] = {
+      attempt: note.attempt,
+      maxAttempts: note.maxAttempts,
+      status: note.status,
+    };
+    if (note.errorSummary !== undefined) data.errorSummary = note.errorSummary.slice(0, 2000);
+    emit(event('correction.attempt', data, scope));
+  }
+}
+
+export interface NewTaskRow {
+  key: string;
+  title: string;
+  description: string;
+  agentType: string;
+  dependsOn: string[];
+  priority: number;
+}
+
+/** Inserts tasks and their dependency edges, emitting `task.created` for each (request order). */
+export async function insertTasks(tx: Tx, emit: Emit, projectId: string, runId: string | null, list: NewTaskRow[]) {
+  if (list.length === 0) return [];
+  const ids = new Map(list.map((t) => [t.key, newId('tsk')]));
+  const inserted = await tx
+    .insert(tasks)
+    .values(
+      list.map((t) => ({
+        id: ids.get(t.key)!,
+        projectId,
+        key: t.key,
+        title: t.title,
+        description: t.description,
+        agentType: t.agentType,
+        priority: t.priority,
+        status: 'pending',
+      })),
+    )
+    .returning();
+  inserted.sort((a, b) => a.ordinal - b.ordinal);
+  // Dependencies may name tasks of this request or tasks already in the project.
+  const wanted = [...new Set(list.flatMap((t) => t.dependsOn).filter((k) => !ids.has(k)))];
+  if (wanted.length > 0) {
+    const existing = await tx
+      .select({ id: tasks.id, key: tasks.key })
+      .from(tasks)
+      .where(and(eq(tasks.projectId, projectId), inArray(tasks.key, wanted)));
+    for (const e of existing) ids.set(e.key, e.id);
+  }
+  const edges = list.flatMap((t) => t.dependsOn.map((d) => ({ taskId: ids.get(t.key)!, dependsOnId: ids.get(d)! })));
+  if (edges.length > 0) await tx.insert(taskDependencies).values(edges);
+  for (const t of list) {
+    emit(
+      event(
+        'task.created',
+        { key: t.key, title: t.title, agentType: t.agentType as 'backend', dependsOn: t.dependsOn },
+        { projectId, runId, taskId: ids.get(t.key)! },
+      ),
+    );
+  }
+  return inserted;
+}

@@ -1,0 +1,445 @@
+/**
+ * The runtime: the one place a machine meets persistence. It hosts one lead per active run,
+ * wires the effects to the database, resumes runs after a restart and shuts down in two
+ * phases. Control operations validate, persist or send an event to the lead, and return: they
+ * never wait for agent work.
+ */
+import path from 'node:path';
+import type Anthropic from '@anthropic-ai/sdk';
+import { eq } from 'drizzle-orm';
+import type { Store } from '../../db/client.ts';
+import {
+  actorsOfRun,
+  activeRuns,
+  dependencyKeys,
+  latestRuns,
+  runById,
+  runsOf,
+  taskByRef,
+  tasksOf,
+  usageByProject,
+  usageGrouped,
+  type ProjectRow,
+  type RunRow,
+} from '../../db/queries.ts';
+import { withDbRetry } from '../../db/retry.ts';
+import { agents, runs } from '../../db/schema.ts';
+import type { CreateProject, PatchProject, ProjectConfig, TaskInput } from '../../domain/inputs.ts';
+import { conflict, notFound, TroupeError, unprocessable } from '../../errors.ts';
+import type { EventBus } from '../../events/bus.ts';
+import { Outbox } from '../../events/outbox.ts';
+import { event } from '../../events/types.ts';
+import { newId } from '../../ids.ts';
+import type { Logger } from '../../logger.ts';
+import { leadMachine, type LeadEvent, type LeadInput, type LeadMachine, type LeadSettings } from '../../machines/lead.ts';
+import { requeue, type Intent } from '../../machines/lead-logic.ts';
+import type { AgentType, RunStatus } from '../../machines/types.ts';
+import { workerMachine } from '../../machines/worker.ts';
+import { createPlan } from '../model/plan.ts';
+import { createWorkerEffects } from '../worker-effects.ts';
+import { LeadHost, type Inspector } from './lead-host.ts';
+import { createPersist, persistBatch } from './lead-writer.ts';
+import { createKeyedMutex } from './mutex.ts';
+import { ProjectService } from './projects.ts';
+import { createRecords } from './records.ts';
+import { sanitize } from './sanitize.ts';
+import { actorJson, runJson, taskJson, taskViewOf, usageJson, type RunJson, type TaskJson } from './views.ts';
+
+export interface RuntimeOptions {
+  store: Store;
+  bus: EventBus;
+  logger: Logger;
+  client: Anthropic;
+  dataDir: string;
+  workspaceRoot?: string | undefined;
+  childEnv: Record<string, string>;
+  maxTokens?: number;
+  modelTimeoutMs?: number;
+  inspectors?: Inspector[];
+}
+
+export class Runtime {
+  readonly outbox: Outbox;
+  readonly projects: ProjectService;
+  private readonly machine: LeadMachine;
+  private readonly hosts = new Map<string, LeadHost>();
+  private accepting = true;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly o: RuntimeOptions) {
+    this.outbox = new Outbox(o.store, o.bus);
+    this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot });
+    const records = createRecords(this.outbox);
+    const model = { client: o.client, journal: records, timeoutMs: o.modelTimeoutMs };
+    const maxTokens = o.maxTokens ?? 16_000;
+    const worker = workerMachine.provide({
+      actors: createWorkerEffects({
+        ...model,
+        tasks: records,
+        budget: records,
+        maxTokens,
+        recorder: records,
+        worktreesRoot: path.join(o.dataDir, 'worktrees'),
+        childEnv: o.childEnv,
+        lockProject: createKeyedMutex(),
+      }),
+    });
+    this.machine = leadMachine.provide({
+      actors: {
+        worker,
+        persist: createPersist(this.outbox),
+        plan: createPlan({ ...model, budget: records, plans: records, maxTokens }),
+      },
+    });
+  }
+
+  private get db() {
+    return this.o.store.db;
+  }
+
+  /** Continues every run a previous process left active (its in-flight tasks go back to the queue). */
+  async start(): Promise<void> {
+    await this.o.bus.start();
+    for (const run of await activeRuns(this.db)) {
+      const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
+      await this.launch(run, start);
+    }
+  }
+
+  /** Stops accepting work, stops every lead (aborting in-flight effects) and waits for pending writes. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.accepting = false;
+      await Promise.all([...this.hosts.values()].map((h) => h.stop()));
+      this.hosts.clear();
+      await this.outbox.drain();
+    })();
+    return this.stopping;
+  }
+
+  private assertAccepting(): void {
+    if (!this.accepting) throw new TroupeError('conflict', 'the service is shutting down');
+  }
+
+  /** The lead hosting the project's current run, if any (tests and views use it). */
+  host(projectId: string): LeadHost | undefined {
+    return this.hosts.get(projectId);
+  }
+
+  // ── projects and tasks ───────────────────────────────────────────────────────────────
+
+  createProject(input: CreateProject) {
+    this.assertAccepting();
+    return this.projects.create(input);
+  }
+
+  listProjects() {
+    return this.projects.list();
+  }
+
+  getProject(id: string) {
+    return this.projects.get(id);
+  }
+
+  async updateProject(id: string, patch: PatchProject) {
+    const row = await this.projects.patch(id, patch);
+    const host = this.hosts.get(id);
+    if (host) {
+      const e: LeadEvent = { type: 'SETTINGS_UPDATED', settings: settingsOf(row) };
+      if (host.can(e)) host.send(e);
+    }
+    return this.projects.get(id);
+  }
+
+  async deleteProject(id: string): Promise<void> {
+    await this.projects.row(id);
+    const [latest] = await runsOf(this.db, id);
+    if (latest && ['planning', 'running', 'pausing', 'paused'].includes(latest.status)) {
+      throw conflict('the project has an active run: cancel it first');
+    }
+    const host = this.hosts.get(id);
+    if (host) {
+      this.hosts.delete(id);
+      await host.stop();
+    }
+    await this.projects.remove(id);
+  }
+
+  async addTasks(projectId: string, inputs: TaskInput[]): Promise<TaskJson[]> {
+    this.assertAccepting();
+    const host = this.hosts.get(projectId);
+    const created = await this.projects.addTasks(projectId, inputs, host?.runId ?? null);
+    if (host) {
+      const deps = await dependencyKeys(this.db, projectId);
+      const rows = await tasksOf(this.db, projectId);
+      const views = rows.filter((r) => created.some((c) => c.id === r.id)).map((r) => taskViewOf(r, deps.get(r.id) ?? []));
+      const e: LeadEvent = { type: 'TASKS_ADDED', tasks: views };
+      if (host.can(e)) host.send(e);
+    }
+    return created;
+  }
+
+  listTasks(projectId: string) {
+    return this.projects.tasks(projectId);
+  }
+
+  getTask(projectId: string, ref: string) {
+    return this.projects.task(projectId, ref);
+  }
+
+  /**
+   * Re-queues a failed, blocked or cancelled task and the tasks blocked behind it. A blocked
+   * run resumes by itself; with no run, the next start picks them up.
+   */
+  async retryTask(projectId: string, ref: string, guidance?: string): Promise<TaskJson> {
+    this.assertAccepting();
+    await this.projects.row(projectId);
+    const row = await taskByRef(this.db, projectId, ref);
+    if (!row) throw notFound('task');
+    if (!['failed', 'blocked', 'cancelled'].includes(row.status)) {
+      throw conflict(`task ${row.key} is ${row.status}: only failed, blocked or cancelled tasks can be retried`);
+    }
+    let host = this.hosts.get(projectId);
+    if (!host) {
+      const latest = (await latestRuns(this.db, [projectId])).get(projectId);
+      if (latest?.status === 'blocked') host = await this.launch(latest, 'blocked');
+    }
+    const e: LeadEvent = { type: 'RETRY', key: row.key, guidance: guidance ?? null };
+    if (host?.can(e)) {
+      host.send(e);
+    } else if (host) {
+      throw conflict(`the run is ${host.runStatus()}: it cannot take a retry now`);
+    } else {
+      await this.requeueWithoutRun(projectId, row.key, guidance);
+    }
+    return this.taskJson(projectId, row.id);
+  }
+
+  /** Aborts the task's in-flight work; the task ends `cancelled` and nothing writes it back. */
+  async cancelTask(projectId: string, ref: string): Promise<TaskJson> {
+    await this.projects.row(projectId);
+    const row = await taskByRef(this.db, projectId, ref);
+    if (!row) throw notFound('task');
+    if (row.status !== 'pending' && row.status !== 'in_progress') throw conflict(`task ${row.key} is ${row.status}: it cannot be cancelled`);
+    const host = this.hosts.get(projectId);
+    const e: LeadEvent = { type: 'CANCEL_TASK', key: row.key };
+    if (host?.can(e)) {
+      host.send(e);
+      return { ...(await this.taskJson(projectId, row.id)), status: 'cancelled' };
+    }
+    if (host && host.runStatus() !== 'blocked') throw conflict(`the run is ${host.runStatus()}: it cannot cancel a task now`);
+    // No live lead owns the task: cancel it directly (guarded).
+    await this.outbox.transact((tx, emit) =>
+      persistBatch(tx, emit, { projectId, runId: host?.runId ?? '', intents: [{ type: 'cancel', taskId: row.id, key: row.key }] }),
+    );
+    return this.taskJson(projectId, row.id);
+  }
+
+  private async taskJson(projectId: string, taskId: string): Promise<TaskJson> {
+    const row = await taskByRef(this.db, projectId, taskId);
+    if (!row) throw notFound('task');
+    const deps = await dependencyKeys(this.db, projectId);
+    return taskJson(row, deps.get(row.id) ?? []);
+  }
+
+  private async requeueWithoutRun(projectId: string, key: string, guidance: string | undefined): Promise<void> {
+    await this.outbox.transact(async (tx, emit) => {
+      const rows = await tasksOf(tx, projectId);
+      const deps = await dependencyKeys(tx, projectId);
+      const views = Object.fromEntries(rows.map((r) => [r.key, taskViewOf(r, deps.get(r.id) ?? [])]));
+      const { intents } = requeue(views, key, guidance ?? null);
+      await persistBatch(tx, emit, { projectId, runId: '', intents });
+    });
+  }
+
+  // ── runs ─────────────────────────────────────────────────────────────────────────────
+
+  /** Starts a run: plans first when the project has a goal and no tasks. */
+  async startRun(projectId: string): Promise<RunJson> {
+    this.assertAccepting();
+    const project = await this.projects.row(projectId);
+    const previous = this.hosts.get(projectId);
+    if (previous && previous.runStatus() !== 'blocked') throw conflict(`a run is already ${previous.runStatus()}`);
+    const runId = newId('run');
+    const { row, plan } = await this.outbox.transact(async (tx, emit) => {
+      const taskRows = await tasksOf(tx, projectId);
+      const plan = project.goal !== null && taskRows.length === 0;
+      if (!plan && taskRows.length === 0) throw unprocessable('nothing to do: the project has no tasks and no goal');
+      if (!plan && !taskRows.some((t) => t.status === 'pending' || t.status === 'in_progress')) {
+        throw unprocessable('nothing to do: no pending tasks (retry a failed, blocked or cancelled task first)');
+      }
+      // No run is active, so nothing can be running: tasks left in progress by a crash go back to the queue.
+      const stale = taskRows.filter((t) => t.status === 'in_progress').map<Intent>((t) => ({ type: 'release', taskId: t.id, key: t.key }));
+      let row: RunRow;
+      try {
+        [row] = (await tx
+          .insert(runs)
+          .values({ id: runId, projectId, status: plan ? 'planning' : 'running' })
+          .returning()) as [RunRow];
+      } catch (e) {
+        if (pgCode(e) === '23505') throw conflict('a run is already active for this project');
+        throw e;
+      }
+      emit(event('run.started', { status: row.status as RunStatus }, { projectId, runId }));
+      await persistBatch(tx, emit, { projectId, runId, intents: stale });
+      return { row, plan };
+    });
+    if (previous) {
+      this.hosts.delete(projectId);
+      await previous.stop();
+    }
+    await this.launch(row, plan ? 'plan' : 'running');
+    return runJson(row);
+  }
+
+  pauseRun(projectId: string) {
+    return this.control(projectId, { type: 'PAUSE' }, 'pause');
+  }
+
+  resumeRun(projectId: string) {
+    return this.control(projectId, { type: 'RESUME' }, 'resume');
+  }
+
+  cancelRun(projectId: string) {
+    return this.control(projectId, { type: 'CANCEL' }, 'be cancelled');
+  }
+
+  private async control(projectId: string, e: LeadEvent, what: string): Promise<RunJson> {
+    await this.projects.row(projectId);
+    const host = this.hosts.get(projectId);
+    if (!host) throw conflict(`there is no run to ${what.replace('be cancelled', 'cancel')}`);
+    if (!host.can(e)) throw conflict(`the run is ${host.runStatus()}: it cannot ${what}`);
+    host.send(e);
+    const row = await runById(this.db, projectId, host.runId);
+    if (!row) throw notFound('run');
+    return { ...runJson(row), status: host.runStatus() };
+  }
+
+  async listRuns(projectId: string): Promise<RunJson[]> {
+    await this.projects.row(projectId);
+    return (await runsOf(this.db, projectId)).map(runJson);
+  }
+
+  async getRun(projectId: string, runId: string): Promise<RunJson> {
+    await this.projects.row(projectId);
+    const row = await runById(this.db, projectId, runId);
+    if (!row) throw notFound('run');
+    return runJson(row);
+  }
+
+  /** Starts a lead for `run` from the task rows. */
+  private async launch(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
+    const project = await this.projects.row(run.projectId);
+    await this.releaseStale(run);
+    const [taskRows, deps, seq] = await Promise.all([
+      tasksOf(this.db, run.projectId),
+      dependencyKeys(this.db, run.projectId),
+      this.workerSeq(run.id),
+    ]);
+    const host = new LeadHost({
+      machine: this.machine,
+      outbox: this.outbox,
+      logger: this.o.logger.child({ projectId: run.projectId, runId: run.id }),
+      inspectors: this.o.inspectors,
+      input: {
+        projectId: run.projectId,
+        runId: run.id,
+        start: start === 'plan' && taskRows.length > 0 ? 'running' : start,
+        goal: project.goal,
+        settings: settingsOf(project),
+        tasks: taskRows.map((r) => taskViewOf(r, deps.get(r.id) ?? [])),
+        workerSeq: seq,
+      },
+    });
+    this.hosts.set(run.projectId, host);
+    void host.ended.then(() => {
+      if (this.hosts.get(run.projectId) === host) this.hosts.delete(run.projectId);
+    });
+    host.start();
+    return host;
+  }
+
+  /** Before a lead takes a run over, nothing of it may look in flight (and `pausing` has ended). */
+  private async releaseStale(run: RunRow): Promise<void> {
+    await withDbRetry(() =>
+      this.outbox.transact(async (tx, emit) => {
+        const stale = (await tasksOf(tx, run.projectId)).filter((t) => t.status === 'in_progress');
+        const intents: Intent[] = stale.map((t) => ({ type: 'release', taskId: t.id, key: t.key }));
+        if (run.status === 'pausing') intents.push({ type: 'run', status: 'paused' });
+        await persistBatch(tx, emit, { projectId: run.projectId, runId: run.id, intents });
+      }),
+    );
+  }
+
+  /** Highest worker number per type already used in the run: worker ids are never reused. */
+  private async workerSeq(runId: string): Promise<Partial<Record<AgentType, number>>> {
+    const rows = await this.db.select({ agentId: agents.agentId }).from(agents).where(eq(agents.runId, runId));
+    const seq: Partial<Record<AgentType, number>> = {};
+    for (const { agentId } of rows) {
+      const m = /^(backend|frontend|test)-(\d+)$/.exec(agentId);
+      if (m) seq[m[1] as AgentType] = Math.max(seq[m[1] as AgentType] ?? 0, Number(m[2]));
+    }
+    return seq;
+  }
+
+  // ── actors and usage ─────────────────────────────────────────────────────────────────
+
+  async listActors(projectId: string) {
+    await this.projects.row(projectId);
+    const latest = (await latestRuns(this.db, [projectId])).get(projectId);
+    if (!latest) return [];
+    return (await actorsOfRun(this.db, latest.id)).map(actorJson);
+  }
+
+  async getActor(projectId: string, actorId: string) {
+    await this.projects.row(projectId);
+    const latest = (await latestRuns(this.db, [projectId])).get(projectId);
+    const row = latest ? (await actorsOfRun(this.db, latest.id)).find((a) => a.actorId === actorId) : undefined;
+    if (!row) throw notFound('actor');
+    return { ...actorJson(row), snapshot: sanitize(row.snapshot) };
+  }
+
+  async usage(projectId: string) {
+    await this.projects.row(projectId);
+    const [totals, byTask, byAgent, byModel, taskRows] = await Promise.all([
+      usageByProject(this.db, [projectId]),
+      usageGrouped(this.db, projectId, 'taskId'),
+      usageGrouped(this.db, projectId, 'agentId'),
+      usageGrouped(this.db, projectId, 'model'),
+      tasksOf(this.db, projectId),
+    ]);
+    const keyOf = new Map(taskRows.map((t) => [t.id, t.key]));
+    return {
+      totals: usageJson(totals.get(projectId)),
+      byTask: byTask.map((u) => ({ taskId: u.group, key: u.group ? (keyOf.get(u.group) ?? null) : null, ...usageJson(u) })),
+      byAgent: byAgent.map((u) => ({ agentId: u.group, ...usageJson(u) })),
+      byModel: byModel.map((u) => ({ model: u.group, ...usageJson(u) })),
+    };
+  }
+}
+
+/** The lead's settings from a project row. */
+export function settingsOf(project: ProjectRow): LeadSettings {
+  const c = project.config as unknown as ProjectConfig;
+  return {
+    maxConcurrency: c.maxConcurrency,
+    maxAgents: c.maxAgents,
+    maxCorrections: c.maxCorrectionAttempts,
+    budgetUsd: c.budgetUsd,
+    models: c.models,
+    workspace: project.workspace,
+    isolation: c.isolation,
+    testCommand: project.testCommand,
+    testTimeoutMs: c.testTimeoutMs,
+  };
+}
+
+/** The Postgres error code of a (possibly wrapped) driver error. */
+export function pgCode(thrown: unknown): string | undefined {
+  for (let e: unknown = thrown, depth = 0; e && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -1,0 +1,157 @@
+/**
+ * Persists the snapshots of a run's lead and workers as they transition, coalesced: every
+ * observed transition marks its actor dirty and is reported as `agent.state_changed`; one
+ * flush per turn of the event loop writes the latest snapshot of each dirty actor together
+ * with those events (one transaction), so a burst of microsteps costs one write.
+ */
+import type { AnyActorRef, Snapshot } from 'xstate';
+import { sql } from 'drizzle-orm';
+import { withDbRetry } from '../../db/retry.ts';
+import { actorSnapshots } from '../../db/schema.ts';
+import { coerceError } from '../../errors.ts';
+import type { Outbox } from '../../events/outbox.ts';
+import { event, type NewEvent } from '../../events/types.ts';
+import type { Logger } from '../../logger.ts';
+import { LEAD_MACHINE_VERSION } from '../../machines/lead.ts';
+import { WORKER_MACHINE_VERSION } from '../../machines/worker.ts';
+
+interface Scope {
+  projectId: string;
+  runId: string;
+}
+
+interface ObservedSnapshot {
+  status: Snapshot<unknown>['status'];
+  value?: unknown;
+  context?: Record<string, unknown>;
+}
+
+/** The lead's `writer` region toggles on every batch: it is bookkeeping, not news. */
+export function reportedState(kind: 'lead' | 'worker', value: unknown): unknown {
+  if (kind !== 'lead' || typeof value !== 'object' || value === null) return value;
+  const active = (value as { active?: unknown }).active;
+  if (typeof active !== 'object' || active === null) return value;
+  return { active: { schedule: (active as { schedule?: unknown }).schedule } };
+}
+
+export class SnapshotWriter {
+  private readonly dirty = new Map<string, { ref: AnyActorRef; kind: 'lead' | 'worker' }>();
+  private readonly lastReported = new Map<string, string>();
+  private events: NewEvent[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> | null = null;
+  private again = false;
+  private closed = false;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly scope: Scope,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Called for every snapshot of the lead or one of its workers. */
+  observe(id: string, ref: AnyActorRef, kind: 'lead' | 'worker', snapshot: ObservedSnapshot): void {
+    if (this.closed) return;
+    this.dirty.set(id, { ref, kind });
+    const reported = reportedState(kind, snapshot.value);
+    const key = JSON.stringify(reported);
+    if (snapshot.value !== undefined && this.lastReported.get(id) !== key) {
+      this.lastReported.set(id, key);
+      this.events.push(event('agent.state_changed', { agentId: id, state: reported }, { ...this.scope, agentId: id }));
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Starts a flush (or asks the running one to go again). Never throws. */
+  flush(): void {
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = null;
+    });
+  }
+
+  /** Resolves when everything observed so far is written (or failed to write and was logged). */
+  async settle(): Promise<void> {
+    while (this.flushing || this.scheduled || this.dirty.size > 0 || this.events.length > 0) {
+      if (!this.flushing && !this.scheduled) this.flush();
+      await (this.flushing ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async flushLoop(): Promise<void> {
+    do {
+      this.again = false;
+      const dirty = [...this.dirty.entries()];
+      const events = this.events;
+      this.dirty.clear();
+      this.events = [];
+      if (dirty.length === 0 && events.length === 0) continue;
+      const rows = dirty.map(([id, { ref, kind }]) => this.rowOf(id, ref, kind));
+      try {
+        await withDbRetry(() =>
+          this.outbox.transact(async (tx, emit) => {
+            if (rows.length > 0) {
+              await tx
+                .insert(actorSnapshots)
+                .values(rows)
+                .onConflictDoUpdate({
+                  target: [actorSnapshots.runId, actorSnapshots.actorId],
+                  set: {
+                    state: sql`excluded.state`,
+                    status: sql`excluded.status`,
+                    taskId: sql`excluded.task_id`,
+                    attempt: sql`excluded.attempt`,
+                    snapshot: sql`excluded.snapshot`,
+                    machineVersion: sql`excluded.machine_version`,
+                    updatedAt: sql`excluded.updated_at`,
+                  },
+                });
+            }
+            emit(...events);
+          }),
+        );
+      } catch (e) {
+        // Snapshots are a view and a restore point, not the source of truth: the run goes on.
+        this.logger.warn({ err: coerceError(e), runId: this.scope.runId }, 'snapshot write failed');
+      }
+    } while (this.again);
+  }
+
+  private rowOf(id: string, ref: AnyActorRef, kind: 'lead' | 'worker'): typeof actorSnapshots.$inferInsert {
+    const snapshot = ref.getSnapshot() as ObservedSnapshot;
+    const context = snapshot.context ?? {};
+    const job = context.job as { taskId?: string } | null | undefined;
+    const busy = kind === 'worker' && job?.taskId !== undefined;
+    return {
+      runId: this.scope.runId,
+      actorId: id,
+      projectId: this.scope.projectId,
+      kind,
+      agentType: kind === 'worker' ? ((context.agentType as string | undefined) ?? null) : null,
+      machine: kind,
+      machineVersion: kind === 'lead' ? LEAD_MACHINE_VERSION : WORKER_MACHINE_VERSION,
+      state: snapshot.value ?? null,
+      status: snapshot.status,
+      taskId: busy ? (job?.taskId ?? null) : null,
+      attempt: busy ? ((context.attempt as number | undefined) ?? null) : null,
+      snapshot: ref.getPersistedSnapshot?.() ?? {},
+      updatedAt: new Date(),
+    };
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Rows → the JSON shapes of contract §2 (Project, Task, Run, ActorView, usage).
+ */
+import type { ActorRow, ProjectRow, RunRow, TaskRow, UsageRow } from '../../db/queries.ts';
+import type { ProjectConfig } from '../../domain/inputs.ts';
+import type { Progress } from '../../events/types.ts';
+import type { AgentType, BlockedReason, TaskStatus, TaskView } from '../../machines/types.ts';
+
+export interface UsageJson {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  costUsd: number | null;
+}
+
+export interface ProjectJson {
+  id: string;
+  name: string;
+  workspace: string;
+  testCommand: string[];
+  goal: string | null;
+  config: ProjectConfig;
+  status: string;
+  progress: Progress;
+  usage: UsageJson;
+  createdAt: string;
+}
+
+export interface TaskJson {
+  id: string;
+  projectId: string;
+  key: string;
+  title: string;
+  description: string;
+  agentType: string;
+  dependsOn: string[];
+  priority: number;
+  status: string;
+  blockedReason: string | null;
+  agentId: string | null;
+  attempts: number;
+  guidance: string | null;
+  commit: string | null;
+  filesChanged: string[];
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+export interface RunJson {
+  id: string;
+  projectId: string;
+  status: string;
+  startedAt: string;
+  endedAt: string | null;
+  summary: string | null;
+}
+
+export interface ActorJson {
+  id: string;
+  kind: 'lead' | 'worker';
+  agentType?: string;
+  machine: string;
+  machineVersion: number;
+  state: unknown;
+  status: string;
+  taskId?: string;
+  attempt?: number;
+  updatedAt: string;
+}
+
+export const EMPTY_USAGE: UsageJson = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 };
+
+export function usageJson(row: UsageRow | undefined): UsageJson {
+  if (!row) return { ...EMPTY_USAGE };
+  return {
+    inputTokens: row.inputTokens,
+    outputTokens: row.outputTokens,
+    cacheReadTokens: row.cacheReadTokens,
+    cacheWriteTokens: row.cacheWriteTokens,
+    costUsd: row.costUsd === null ? null : Math.round(row.costUsd * 1e6) / 1e6,
+  };
+}
+
+export function progressFrom(counts: Record<string, number> | undefined): Progress {
+  const c = counts ?? {};
+  const n = (s: string) => c[s] ?? 0;
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  return {
+    total,
+    pending: n('pending'),
+    inProgress: n('in_progress'),
+    completed: n('completed'),
+    failed: n('failed'),
+    blocked: n('blocked'),
+    cancelled: n('cancelled'),
+    percent: total === 0 ? 0 : Math.round((n('completed') / total) * 100),
+  };
+}
+
+export function projectJson(row: ProjectRow, counts: Record<string, number> | undefined, usage: UsageRow | undefined, latest: RunRow | undefined): ProjectJson {
+  return {
+    id: row.id,
+    name: row.name,
+    workspace: row.workspace,
+    testCommand: row.testCommand,
+    goal: row.goal,
+    config: row.config as unknown as ProjectConfig,
+    status: latest?.status ?? 'idle',
+    progress: progressFrom(counts),
+    usage: usageJson(usage),
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function taskJson(row: TaskRow, dependsOn: string[]): TaskJson {
+  return {
+    id: row.id,
+    projectId: row.projectId,
+    key: row.key,
+    title: row.title,
+    description: row.description,
+    agentType: row.agentType,
+    dependsOn,
+    priority: row.priority,
+    status: row.status,
+    blockedReason: row.blockedReason,
+    agentId: row.agentId,
+    attempts: row.attempts,
+    guidance: row.guidance,
+    commit: row.commit,
+    filesChanged: row.filesChanged,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    completedAt: row.completedAt?.toISOString() ?? null,
+  };
+}
+
+export function runJson(row: RunRow): RunJson {
+  return {
+    id: row.id,
+    projectId: row.projectId,
+    status: row.status,
+    startedAt: row.startedAt.toISOString(),
+    endedAt: row.endedAt?.toISOString() ?? null,
+    summary: row.summary,
+  };
+}
+
+export function actorJson(row: ActorRow): ActorJson {
+  const out: ActorJson = {
+    id: row.actorId,
+    kind: row.kind === 'lead' ? 'lead' : 'worker',
+    machine: row.machine,
+    machineVersion: row.machineVersion,
+    state: row.state,
+    status: row.status,
+    updatedAt: row.updatedAt.toISOString(),
+  };
+  if (row.agentType) out.agentType = row.agentType;
+  if (row.taskId) out.taskId = row.taskId;
+  if (row.attempt !== null) out.attempt = row.attempt;
+  return out;
+}
+
+/** A task row as the lead machine sees it. */
+export function taskViewOf(row: TaskRow, dependsOn: string[]): TaskView {
+  return {
+    id: row.id,
+    key: row.key,
+    agentType: row.agentType as AgentType,
+    dependsOn,
+    priority: row.priority,
+    ordinal: row.ordinal,
+    status: row.status as TaskStatus,
+    blockedReason: row.blockedReason as BlockedReason | null,
+    epoch: row.epoch,
+    attempts: row.attempts,
+    agentId: row.agentId,
+  };
+}

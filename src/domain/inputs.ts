@@ -1,0 +1,148 @@
+/**
+ * Input shapes of contract §2, validated with zod at the edge: project create/patch bodies,
+ * task inputs and plan files. Unknown fields are rejected; every default lives here.
+ */
+import shellQuote from 'shell-quote';
+import { z } from 'zod';
+import { DEFAULT_MODEL } from '../actors/model/prices.ts';
+import { TASK_KEY } from '../actors/model/tools.ts';
+import { AGENT_TYPES } from '../machines/types.ts';
+
+export const LIMITS = {
+  tasksPerRequest: 500,
+  descriptionChars: 20_000,
+  goalChars: 20_000,
+  guidanceChars: 20_000,
+  argvItems: 100,
+  argChars: 4_000,
+};
+
+/**
+ * Splits a command line the way a shell would (quotes, escapes) — but it never runs through
+ * a shell, so operators, redirections and comments are refused rather than silently ignored.
+ */
+export function splitCommand(line: string): { ok: true; argv: string[] } | { ok: false; reason: string } {
+  let parts: ReturnType<typeof shellQuote.parse>;
+  try {
+    parts = shellQuote.parse(line, (name) => `$${name}`);
+  } catch (e) {
+    return { ok: false, reason: `cannot split the command: ${(e as Error).message}` };
+  }
+  const argv: string[] = [];
+  for (const part of parts) {
+    if (typeof part === 'string') argv.push(part);
+    else if ('op' in part && part.op === 'glob') argv.push(part.pattern);
+    else if ('op' in part) return { ok: false, reason: `shell operator "${part.op}" is not supported: the command runs without a shell` };
+    else return { ok: false, reason: 'shell comments are not supported: the command runs without a shell' };
+  }
+  if (argv.length === 0) return { ok: false, reason: 'the command is empty' };
+  return { ok: true, argv };
+}
+
+export const testCommandSchema = z
+  .union([
+    z.string().trim().min(1).max(LIMITS.argChars),
+    z.array(z.string().min(1).max(LIMITS.argChars)).min(1).max(LIMITS.argvItems),
+  ])
+  .transform((value, ctx) => {
+    if (Array.isArray(value)) return value;
+    const split = splitCommand(value);
+    if (split.ok) return split.argv;
+    ctx.addIssue({ code: 'custom', message: split.reason });
+    return z.NEVER;
+  });
+
+const modelName = z.string().min(1).max(100);
+
+export const modelsSchema = z.strictObject({
+  lead: modelName.optional(),
+  backend: modelName.optional(),
+  frontend: modelName.optional(),
+  test: modelName.optional(),
+});
+
+export const configSchema = z.strictObject({
+  maxConcurrency: z.number().int().min(1).max(64).optional(),
+  maxAgents: z.number().int().min(1).max(64).optional(),
+  maxCorrectionAttempts: z.number().int().min(0).max(10).optional(),
+  budgetUsd: z.number().positive().max(1_000_000).nullable().optional(),
+  testTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).optional(),
+  isolation: z.enum(['worktree', 'shared']).optional(),
+  models: modelsSchema.optional(),
+});
+export type ConfigInput = z.infer<typeof configSchema>;
+
+/** A project's configuration with every default filled (what `Project.config` shows). */
+export interface ProjectConfig {
+  maxConcurrency: number;
+  maxAgents: number;
+  maxCorrectionAttempts: number;
+  budgetUsd: number | null;
+  testTimeoutMs: number;
+  isolation: 'worktree' | 'shared';
+  models: { lead: string; backend: string; frontend: string; test: string };
+}
+
+export function fillConfig(input: ConfigInput | undefined, isGit: boolean, base?: ProjectConfig): ProjectConfig {
+  const b = base;
+  return {
+    maxConcurrency: input?.maxConcurrency ?? b?.maxConcurrency ?? 3,
+    maxAgents: input?.maxAgents ?? b?.maxAgents ?? 6,
+    maxCorrectionAttempts: input?.maxCorrectionAttempts ?? b?.maxCorrectionAttempts ?? 3,
+    budgetUsd: input?.budgetUsd !== undefined ? input.budgetUsd : (b?.budgetUsd ?? null),
+    testTimeoutMs: input?.testTimeoutMs ?? b?.testTimeoutMs ?? 300_000,
+    // Worktrees need a git repository; a plain directory can only be shared.
+    isolation: isGit ? (input?.isolation ?? b?.isolation ?? 'worktree') : 'shared',
+    models: {
+      lead: input?.models?.lead ?? b?.models.lead ?? DEFAULT_MODEL,
+      backend: input?.models?.backend ?? b?.models.backend ?? DEFAULT_MODEL,
+      frontend: input?.models?.frontend ?? b?.models.frontend ?? DEFAULT_MODEL,
+      test: input?.models?.test ?? b?.models.test ?? DEFAULT_MODEL,
+    },
+  };
+}
+
+export const taskInputSchema = z.strictObject({
+  key: z.string().regex(TASK_KEY, 'must match [A-Za-z0-9._-]{1,64}'),
+  title: z.string().trim().min(1).max(200),
+  description: z.string().max(LIMITS.descriptionChars),
+  agentType: z.enum(AGENT_TYPES).optional(),
+  dependsOn: z.array(z.string().min(1).max(64)).max(200).default([]),
+  priority: z.number().int().min(0).max(4).default(2),
+});
+export type TaskInput = z.infer<typeof taskInputSchema>;
+
+export const addTasksSchema = z.strictObject({
+  tasks: z.array(taskInputSchema).min(1).max(LIMITS.tasksPerRequest),
+});
+
+export const createProjectSchema = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  testCommand: testCommandSchema,
+  workspace: z.string().min(1).max(4096).optional(),
+  goal: z.string().trim().min(1).max(LIMITS.goalChars).optional(),
+  config: configSchema.optional(),
+});
+export type CreateProjectInput = z.input<typeof createProjectSchema>;
+export type CreateProject = z.output<typeof createProjectSchema>;
+
+export const patchProjectSchema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).optional(),
+    testCommand: testCommandSchema.optional(),
+    config: configSchema.optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, { message: 'nothing to change: give name, testCommand or config' });
+export type PatchProject = z.output<typeof patchProjectSchema>;
+
+/** A `troupe run` plan file: the project-create body plus its tasks. */
+export const planFileSchema = createProjectSchema.extend({
+  tasks: z.array(taskInputSchema).max(LIMITS.tasksPerRequest).optional(),
+});
+
+export const retrySchema = z.strictObject({ guidance: z.string().trim().min(1).max(LIMITS.guidanceChars).optional() });
+
+/** Zod issues as `details`: one entry per offending field. */
+export function issuesOf(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+}
