@@ -78,7 +78,7 @@ export async function callAndRecord(deps: ModelDeps, req: CallOnceRequest): Prom
   const started = now();
   let message: Anthropic.Message;
   try {
-    message = await deps.client.messages.create(req.params, { signal: req.signal, timeout: deps.timeoutMs });
+    message = await deps.client.messages.create(req.params, deps.timeoutMs === undefined ? { signal: req.signal } : { signal: req.signal, timeout: deps.timeoutMs });
   } catch (e) {
     if (req.signal.aborted || isAbortError(e)) throw e;
     throw modelFault(e);

@@ -139,7 +139,9 @@ export class ProjectService {
    */
   async addTasks(projectId: string, inputs: TaskInput[], runId: string | null): Promise<TaskJson[]> {
     const created = await this.o.outbox.transact(async (tx, emit) => {
-      await this.row(projectId);
+      // Inside a transaction every query goes through `tx`: PGlite has one connection, and a
+      // query on `db` would wait for this very transaction to end.
+      if (!(await projectById(tx, projectId))) throw notFound('project');
       const existing = await tasksOf(tx, projectId);
       const deps = await dependencyKeys(tx, projectId);
       const problem = checkGraph(

@@ -56,6 +56,8 @@ export interface RuntimeOptions {
   maxTokens?: number;
   modelTimeoutMs?: number;
   inspectors?: Inspector[];
+  /** Resume runs a previous process left active (default true; off for tests sharing a database). */
+  resume?: boolean;
 }
 
 export class Runtime {
@@ -100,6 +102,7 @@ export class Runtime {
   /** Continues every run a previous process left active (its in-flight tasks go back to the queue). */
   async start(): Promise<void> {
     await this.o.bus.start();
+    if (this.o.resume === false) return;
     for (const run of await activeRuns(this.db)) {
       const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
       await this.launch(run, start);
