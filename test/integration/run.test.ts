@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessagesRequest, Reply } from '../../src/scripted-model/server.ts';
+import { deferred } from '../support/deferred.ts';
 import { moduleWithTest } from '../support/replies.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 
@@ -22,8 +23,15 @@ describe('a project run', () => {
     const firstSeen = new Set<string>();
     let projectId = '';
     const deps: Record<string, string[]> = { api: ['core', 'util'], ui: ['api'], widget: ['core'], e2e: ['ui', 'widget'] };
+    // `core` and `util` are ready together: each answer waits for the other request, so two
+    // calls are in flight at once for sure (a handshake, not a timing bet).
+    const both = { core: deferred(), util: deferred() };
     t = await startTestRuntime(async (req: MessagesRequest): Promise<Reply> => {
       const key = req.taskKey!;
+      if (key === 'core' || key === 'util') {
+        both[key].resolve();
+        await Promise.all([both.core.promise, both.util.promise]);
+      }
       if (!firstSeen.has(key)) {
         firstSeen.add(key);
         for (const dep of deps[key] ?? []) {

@@ -1,13 +1,35 @@
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
 import { inject } from 'vitest';
 import { createStore, type Store } from '../../src/db/client.ts';
 
-/** The run's Postgres database, or a fresh in-memory PGlite (migrated) for this file. */
-export async function createTestStore(): Promise<Store> {
-  const url = inject('databaseUrl');
-  if (url) return createStore({ kind: 'postgres', url, max: 5 });
-  const store = await createStore({ kind: 'pglite' });
-  await store.migrate();
-  return store;
-}
-
 export const dbKind = (): 'postgres' | 'pglite' => (inject('databaseUrl') ? 'postgres' : 'pglite');
+
+/**
+ * The run's Postgres database, or a fresh in-memory PGlite (migrated) for this file.
+ * `isolated`: a database of its own, for tests that resume "every active run" and must not
+ * see other files' runs (dropped again by `close()`).
+ */
+export async function createTestStore(opts: { isolated?: boolean } = {}): Promise<Store> {
+  const url = inject('databaseUrl');
+  if (!url) {
+    const store = await createStore({ kind: 'pglite' });
+    await store.migrate();
+    return store;
+  }
+  if (!opts.isolated) return createStore({ kind: 'postgres', url, max: 5 });
+  const name = `${url.slice(url.lastIndexOf('/') + 1)}_iso_${randomBytes(3).toString('hex')}`;
+  const admin = postgres(url, { max: 1, onnotice: () => undefined });
+  await admin.unsafe(`create database ${name}`);
+  const isoUrl = url.replace(/\/[^/]*$/, `/${name}`);
+  const store = await createStore({ kind: 'postgres', url: isoUrl, max: 5 });
+  await store.migrate();
+  return {
+    ...store,
+    async close() {
+      await store.close();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}

@@ -30,30 +30,43 @@ export interface TestRuntime {
   /** Resolves with the run's final event (completed, blocked, cancelled or failed). */
   runEnd(projectId: string, runId: string): Promise<TroupeEvent>;
   events(projectId: string): Promise<TroupeEvent[]>;
+  /** Stops this runtime (as a shutdown would) and starts a new one on the same data, resuming runs. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startTestRuntime(respond: Responder, opts: { maxRetries?: number; timeoutMs?: number } = {}): Promise<TestRuntime> {
-  const store = await createTestStore();
+export interface TestRuntimeOptions {
+  maxRetries?: number;
+  timeoutMs?: number;
+  /** A database of its own (needed by tests that resume runs). */
+  isolated?: boolean;
+}
+
+export async function startTestRuntime(respond: Responder, opts: TestRuntimeOptions = {}): Promise<TestRuntime> {
+  const store = await createTestStore({ isolated: opts.isolated });
   const model = await startScriptedModel(respond);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'troupe-it-'));
-  const bus = new EventBus(store, silentLogger);
   const client = new Anthropic({ baseURL: model.url, apiKey: 'sk-test-not-a-secret', maxRetries: opts.maxRetries ?? 2 });
-  const runtime = new Runtime({
-    store,
-    bus,
-    logger: silentLogger,
-    client,
-    dataDir,
-    childEnv: childEnvFrom(process.env),
-    modelTimeoutMs: opts.timeoutMs,
-    resume: false,
-  });
-  await runtime.start();
+  const boot = async (resume: boolean) => {
+    const bus = new EventBus(store, silentLogger);
+    const runtime = new Runtime({
+      store,
+      bus,
+      logger: silentLogger,
+      client,
+      dataDir,
+      childEnv: childEnvFrom(process.env),
+      modelTimeoutMs: opts.timeoutMs,
+      resume,
+    });
+    await runtime.start();
+    return { bus, runtime };
+  };
+  let { bus, runtime } = await boot(false);
 
   const waitForEvent = (projectId: string, match: (e: TroupeEvent) => boolean) =>
     new Promise<TroupeEvent>((resolve, reject) => {
-      const sub = bus.subscribe({ projectId, fromSeq: 0 }, (e) => {
+      const sub = current.bus.subscribe({ projectId, fromSeq: 0 }, (e) => {
         if (!match(e)) return;
         sub.close();
         resolve(e);
@@ -61,31 +74,40 @@ export async function startTestRuntime(respond: Responder, opts: { maxRetries?: 
       sub.ready.catch(reject);
     });
 
-  return {
+  const current = {
     store,
-    bus,
-    runtime,
+    get bus() {
+      return bus;
+    },
+    get runtime() {
+      return runtime;
+    },
     model,
     dataDir,
-    async project(body) {
+    async project(body: CreateProjectInput) {
       const project = await runtime.createProject(createProjectSchema.parse(body));
       return project.id;
     },
-    async addTasks(projectId, tasks) {
+    async addTasks(projectId: string, tasks: Parameters<TestRuntime['addTasks']>[1]) {
       await runtime.addTasks(
         projectId,
         tasks.map((t) => ({ dependsOn: [], priority: 2, ...t })),
       );
     },
     waitForEvent,
-    runEnd: (projectId, runId) =>
+    runEnd: (projectId: string, runId: string) =>
       waitForEvent(projectId, (e) => e.runId === runId && ['run.completed', 'run.blocked', 'run.cancelled', 'run.failed'].includes(e.type)),
-    async events(projectId) {
+    async events(projectId: string) {
       const out: TroupeEvent[] = [];
       const sub = bus.subscribe({ projectId, fromSeq: 0 }, (e) => out.push(e));
       await sub.ready;
       sub.close();
       return out;
+    },
+    async restart() {
+      await runtime.stop();
+      await bus.stop();
+      ({ bus, runtime } = await boot(true));
     },
     async close() {
       await runtime.stop();
@@ -95,4 +117,5 @@ export async function startTestRuntime(respond: Responder, opts: { maxRetries?: 
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+  return current;
 }

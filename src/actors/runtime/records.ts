@@ -4,7 +4,7 @@
  * through the outbox, so each row and the event that reports it commit together.
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { dependencyKeys, projectById, spentUsd } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { corrections, modelCalls, runs, taskDependencies, tasks, testResults } from '../../db/schema.ts';
@@ -173,7 +173,8 @@ async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: n
       })
       .onConflictDoUpdate({
         target: [corrections.taskId, corrections.epoch, corrections.attempt],
-        set: { status: note.status, errorSummary: note.errorSummary ?? null, updatedAt: new Date() },
+        // A success keeps the summary of the failure it corrected.
+        set: { status: note.status, errorSummary: sql`coalesce(excluded.error_summary, ${corrections.errorSummary})`, updatedAt: new Date() },
       });
     const data: Extract<NewEvent, { type: 'correction.attempt' }>['data'] = {
       attempt: note.attempt,

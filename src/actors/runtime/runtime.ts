@@ -39,7 +39,7 @@ import { createPlan } from '../model/plan.ts';
 import { createWorkerEffects } from '../worker-effects.ts';
 import { LeadHost, type Inspector } from './lead-host.ts';
 import { createPersist, persistBatch } from './lead-writer.ts';
-import { createKeyedMutex } from './mutex.ts';
+import { createKeyedMutex } from '../keyed-mutex.ts';
 import { ProjectService } from './projects.ts';
 import { createRecords } from './records.ts';
 import { sanitize } from './sanitize.ts';

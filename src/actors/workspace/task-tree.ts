@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, lstat, mkdir, readFile, readdir, realpath, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { createKeyedMutex } from '../keyed-mutex.ts';
 import { abortReason, git, gitOk, isGitRepo, type GitOptions } from './git.ts';
 
 /** Identifies one task's tree; the same options prepare, commit and remove it. */
@@ -82,6 +83,10 @@ export async function prepareTaskTree(o: TaskTreeOptions): Promise<TaskTree> {
   }
   const treePath = worktreePath(o);
   if (!(await isGitRepo(o.workspace, ws))) throw new Error(`worktree isolation needs a git repository: ${o.workspace}`);
+  return withWorktreeAdmin(o.workspace, () => addWorktree(o, ws, treePath));
+}
+
+async function addWorktree(o: TaskTreeOptions, ws: GitOptions, treePath: string): Promise<TaskTree> {
   await discardWorktree(o, treePath);
   const head = (await gitOk(['rev-parse', '--verify', 'HEAD^{commit}'], ws)).trim();
   const branch = taskBranch(o.key);
@@ -109,7 +114,18 @@ export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
 /** Removes the task's worktree directory; its branch stays. No-op in shared mode. */
 export async function removeTaskTree(o: TaskTreeOptions): Promise<void> {
   if (o.isolation === 'shared') return;
-  await discardWorktree(o, worktreePath(o));
+  await withWorktreeAdmin(o.workspace, () => discardWorktree(o, worktreePath(o)));
+}
+
+/**
+ * `git worktree add/remove/prune` are not safe to run at once in one repository: one can read
+ * another's half-written `.git/worktrees/<name>` ("failed to read …/commondir") and fail. They
+ * are queued per repository in this process (a run is executed by one process).
+ */
+const worktreeAdmin = createKeyedMutex();
+
+function withWorktreeAdmin<T>(workspace: string, fn: () => Promise<T>): Promise<T> {
+  return worktreeAdmin(path.resolve(workspace))(fn);
 }
 
 /** Rebase onto the workspace's HEAD inside the worktree, then fast-forward the workspace. Runs under the lock. */

@@ -49,6 +49,15 @@ describe('worktree isolation', () => {
     expect(sh(ws, 'ls-files')).not.toContain('node_modules');
   });
 
+  it('prepares and removes many worktrees at once without git tripping over itself', async () => {
+    const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
+    const trees = await Promise.all(keys.map((k) => prepareTaskTree(opts(k))));
+    expect(trees.map((tr) => tr.branch)).toEqual(keys.map((k) => `troupe/${k}`));
+    await Promise.all(keys.map((k) => removeTaskTree(opts(k))));
+    await Promise.all(keys.map((k) => prepareTaskTree(opts(k))));
+    expect(sh(ws, 'worktree', 'list').split('\n')).toHaveLength(9);
+  });
+
   it('parallel tasks on different files both land as two linear commits; the next task starts from both', async () => {
     const base = sh(ws, 'rev-parse', 'HEAD');
     const [a, b] = await Promise.all([prepareTaskTree(opts('a')), prepareTaskTree(opts('b'))]);

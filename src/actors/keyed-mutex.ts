@@ -1,6 +1,7 @@
 /**
  * One queue per key: `lock(key)(fn)` runs `fn` after every earlier `fn` for that key settled.
- * Used for merges into a project's workspace branch (one process; see the README for several).
+ * Used for merges into a project's workspace branch and for git worktree administration
+ * (within one process: a run is executed by one process).
  */
 export function createKeyedMutex(): (key: string) => <T>(fn: () => Promise<T>) => Promise<T> {
   const tails = new Map<string, Promise<unknown>>();
