@@ -189,4 +189,57 @@ describe('a project run', () => {
     await expect(t.runtime.pauseRun(projectId)).rejects.toMatchObject({ status: 409 });
     expect(t.model.requests.filter((r) => r.taskKey === 'later')).toHaveLength(0);
   });
+
+  it('plans from a goal with create_tasks, then runs the plan', async () => {
+    t = await startTestRuntime((req) => {
+      if (req.tool === 'create_tasks') {
+        return {
+          kind: 'tool',
+          name: 'create_tasks',
+          input: {
+            tasks: [
+              { key: 'lib', title: 'Library', description: 'Write lib/lib.js', agentType: 'backend', dependsOn: [] },
+              { key: 'checks', title: 'Tests for the library', description: 'Test lib/lib.js', agentType: 'test', dependsOn: ['lib'] },
+            ],
+          },
+        };
+      }
+      return moduleWithTest(req.taskKey!, 'ok');
+    });
+    const projectId = await t.project({ name: 'goal', testCommand: 'node --test', goal: 'A tiny tested library' });
+    const run = await t.runtime.startRun(projectId);
+    expect(run.status).toBe('planning');
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
+    const plan = t.model.requests[0]!;
+    expect(plan.tool).toBe('create_tasks');
+    expect(plan.text).toContain('A tiny tested library');
+    const events = await t.events(projectId);
+    expect(events.find((e) => e.type === 'run.planned')?.data).toEqual({ tasks: ['lib', 'checks'] });
+    expect((await t.runtime.listTasks(projectId)).map((x) => [x.key, x.agentType, x.status])).toEqual([
+      ['lib', 'backend', 'completed'],
+      ['checks', 'test', 'completed'],
+    ]);
+    expect((await t.runtime.usage(projectId)).byAgent.map((u) => u.agentId)).toEqual(['backend-1', 'lead', 'test-1']);
+  });
+
+  it('a plan with a cycle fails the run with the reason in its summary', async () => {
+    t = await startTestRuntime(() => ({
+      kind: 'tool',
+      name: 'create_tasks',
+      input: {
+        tasks: [
+          { key: 'a', title: 'A', description: '', agentType: 'backend', dependsOn: ['b'] },
+          { key: 'b', title: 'B', description: '', agentType: 'backend', dependsOn: ['a'] },
+        ],
+      },
+    }));
+    const projectId = await t.project({ name: 'badplan', testCommand: 'node --test', goal: 'Go in circles' });
+    const run = await t.runtime.startRun(projectId);
+    const end = await t.runEnd(projectId, run.id);
+    expect(end.type).toBe('run.failed');
+    expect((end.data as { summary: string }).summary).toMatch(/^planning failed: dependency cycle: (a → b → a|b → a → b)$/);
+    expect(await t.runtime.getRun(projectId, run.id)).toMatchObject({ status: 'failed', summary: (end.data as { summary: string }).summary });
+    expect(await t.runtime.listTasks(projectId)).toEqual([]);
+    expect(t.model.requests).toHaveLength(1);
+  });
 });

@@ -106,9 +106,13 @@ export class LeadHost {
   }
 
   private async finish(error: Error | null): Promise<void> {
-    if (error) {
-      this.options.logger.error({ err: error, runId: this.runId }, 'lead actor crashed');
-      await this.failRun(`internal error: ${error.message}`).catch((e: unknown) =>
+    const snapshot = this.actor.getSnapshot();
+    // A crashed lead, or one that reached `failed` even though its own last write failed: make
+    // sure the run row says so (guarded: a run already final is left as it is).
+    const summary = error ? `internal error: ${error.message}` : snapshot.value === 'failed' ? (snapshot.context.summary ?? 'internal error') : null;
+    if (error) this.options.logger.error({ err: error, runId: this.runId }, 'lead actor crashed');
+    if (summary) {
+      await this.failRun(summary).catch((e: unknown) =>
         this.options.logger.error({ err: coerceError(e), runId: this.runId }, 'cannot record the failed run'),
       );
     }

@@ -60,6 +60,8 @@ export interface RuntimeOptions {
   resume?: boolean;
 }
 
+const ACTIVE: ReadonlySet<RunStatus> = new Set(['planning', 'running', 'pausing', 'paused']);
+
 export class Runtime {
   readonly outbox: Outbox;
   readonly projects: ProjectService;
@@ -262,7 +264,8 @@ export class Runtime {
     this.assertAccepting();
     const project = await this.projects.row(projectId);
     const previous = this.hosts.get(projectId);
-    if (previous && previous.runStatus() !== 'blocked') throw conflict(`a run is already ${previous.runStatus()}`);
+    // A lead that finished (or is blocked) is superseded by the new run; only an active one blocks it.
+    if (previous && ACTIVE.has(previous.runStatus())) throw conflict(`a run is already ${previous.runStatus()}`);
     const runId = newId('run');
     const { row, plan } = await this.outbox.transact(async (tx, emit) => {
       const taskRows = await tasksOf(tx, projectId);
