@@ -165,6 +165,8 @@ export const leadMachine = setup({
       return status === 'pending' || status === 'in_progress';
     },
     taskRetryable: ({ context, event }) => event.type === 'RETRY' && retryable(context, event.key),
+    planned: ({ event }) => (event as unknown as { output: PlanOutput }).output.kind === 'planned',
+    isWorkerCrash: ({ event }) => WORKER_ERROR_ID.test(event.type),
     budgetRaised: ({ context, event }) =>
       event.type === 'SETTINGS_UPDATED' &&
       context.budgetBlocked &&
@@ -432,7 +434,7 @@ export const leadMachine = setup({
         }),
         onDone: [
           {
-            guard: ({ event }) => event.output.kind === 'planned',
+            guard: 'planned',
             target: 'active',
             actions: assign(({ event }) => ({ tasks: toTasks((event.output as { tasks: TaskView[] }).tasks) })),
           },
@@ -451,7 +453,7 @@ export const leadMachine = setup({
       type: 'parallel',
       entry: 'propagate',
       on: {
-        'xstate.error.actor.*': { guard: ({ event }: { event: { type: string } }) => WORKER_ERROR_ID.test(event.type), actions: 'workerCrashed' },
+        'xstate.error.actor.*': { guard: 'isWorkerCrash', actions: 'workerCrashed' },
         CANCEL: 'cancelling',
         CANCEL_TASK: { guard: 'taskCancellable', actions: 'cancelTask' },
         RETRY: { guard: 'taskRetryable', actions: 'retryTask' },

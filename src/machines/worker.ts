@@ -92,6 +92,11 @@ export type WorkerEvent = { type: 'ASSIGN'; job: Job } | { type: 'CANCEL' };
 const notProvided = (name: string) =>
   fromPromise<never, unknown>(() => Promise.reject(new Error(`worker effect '${name}' was not provided`)));
 
+/** The output of the `xstate.done.actor.*` event a guard is looking at. */
+function outputOf<T>(event: unknown): T {
+  return (event as { output: T }).output;
+}
+
 function job(context: WorkerContext): Job {
   if (!context.job) throw new Error('worker has no job');
   return context.job;
@@ -121,6 +126,12 @@ export const workerMachine = setup({
   },
   guards: {
     canCorrect: ({ context }) => context.attempt - 1 < job(context).settings.maxCorrections,
+    isProposal: ({ event }) => outputOf<GenerateOutput>(event).kind === 'proposal',
+    isOverBudget: ({ event }) => outputOf<GenerateOutput>(event).kind === 'budget_exhausted',
+    filesApplied: ({ event }) => outputOf<ApplyOutput>(event).kind === 'applied',
+    /** `no_tests` fails a test agent's attempt; other agents complete unverified. */
+    testsAccepted: ({ context, event }) => testsAccepted(outputOf<TestOutput>(event).status, context.agentType),
+    committed: ({ event }) => outputOf<CommitOutput>(event).kind === 'committed',
     isFatal: (_, params: { error: unknown }) => isFatalFault(params.error),
   },
   actions: {
@@ -175,12 +186,12 @@ export const workerMachine = setup({
         }),
         onDone: [
           {
-            guard: ({ event }) => event.output.kind === 'proposal',
+            guard: 'isProposal',
             target: 'applying',
             actions: assign(({ event }) => ({ callKey: (event.output as { callKey: string }).callKey })),
           },
           {
-            guard: ({ event }) => event.output.kind === 'budget_exhausted',
+            guard: 'isOverBudget',
             target: 'idle',
             actions: [
               sendParent(({ context, event }) => {
@@ -228,7 +239,7 @@ export const workerMachine = setup({
         }),
         onDone: [
           {
-            guard: ({ event }) => event.output.kind === 'applied',
+            guard: 'filesApplied',
             target: 'testing',
             actions: assign(({ context, event }) => {
               const files = (event.output as { files: string[] }).files;
@@ -267,8 +278,7 @@ export const workerMachine = setup({
         }),
         onDone: [
           {
-            // `no_tests` fails a test agent's attempt; other agents complete unverified.
-            guard: ({ context, event }) => testsAccepted(event.output.status, context.agentType),
+            guard: 'testsAccepted',
             target: 'committing',
             actions: assign(({ event }) => ({ tested: event.output })),
           },
@@ -348,7 +358,7 @@ export const workerMachine = setup({
         }),
         onDone: [
           {
-            guard: ({ event }) => event.output.kind === 'committed',
+            guard: 'committed',
             target: 'idle',
             actions: [
               sendParent(({ context, event }) => {
