@@ -58,9 +58,19 @@ export default tseslint.config(
     files: ['src/http/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['**/machines/*', '**/actors/*', '!**/actors/runtime/*'], message: 'http talks to the runtime interface only.' }],
+        patterns: [
+          {
+            group: ['**/machines/*', '**/actors/model/*', '**/actors/workspace/*', '**/actors/testing/*', '**/actors/worker-effects*', '**/actors/keyed-mutex*'],
+            message: 'http talks to the runtime interface only.',
+          },
+        ],
       }],
     },
+  },
+  {
+    // The CLI talks to its user on stdout.
+    files: ['src/cli.ts', 'src/cli/**/*.ts'],
+    rules: { 'no-console': 'off' },
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],

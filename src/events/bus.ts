@@ -20,6 +20,11 @@ export interface SubscribeOptions {
   types?: readonly string[] | undefined;
   /** Replay every event with seq > fromSeq first; omitted: live events only. */
   fromSeq?: number | undefined;
+  /**
+   * Paces the replay: awaited after each replayed event, so a slow consumer is fed from the
+   * table as fast as it reads instead of being flooded with whole pages.
+   */
+  room?: (() => Promise<void>) | undefined;
 }
 
 export interface Subscription {
@@ -39,10 +44,14 @@ interface Subscriber {
   lastSeq: number;
   replaying: boolean;
   buffer: TroupeEvent[];
+  /** Live events were dropped from `buffer` during the replay: the table still has them. */
+  dropped: boolean;
   closed: boolean;
 }
 
 const PAGE = 1000;
+/** Live events held for a subscriber still replaying; past this the replay reads them from the table. */
+const MAX_BUFFERED = 10_000;
 
 export class EventBus {
   private lastSeq = 0;
@@ -134,6 +143,10 @@ export class EventBus {
   private offer(sub: Subscriber, e: TroupeEvent): void {
     if (sub.closed) return;
     if (sub.replaying) {
+      if (sub.buffer.length >= MAX_BUFFERED) {
+        sub.buffer = [];
+        sub.dropped = true;
+      }
       sub.buffer.push(e);
       return;
     }
@@ -165,6 +178,7 @@ export class EventBus {
       lastSeq: filter.fromSeq ?? this.lastSeq,
       replaying: filter.fromSeq !== undefined,
       buffer: [],
+      dropped: false,
       closed: false,
     };
     // Registered before the replay query runs: whatever the feed dispatches from now on lands
@@ -198,14 +212,20 @@ export class EventBus {
   private async replayPages(sub: Subscriber): Promise<void> {
     for (;;) {
       if (sub.closed) return;
+      sub.dropped = false;
       const page = await readEvents(this.store.db, {
         afterSeq: sub.lastSeq,
         projectId: sub.filter.projectId,
         types: sub.filter.types,
         limit: PAGE,
       });
-      for (const e of page) this.deliver(sub, e);
-      if (page.length < PAGE) break;
+      for (const e of page) {
+        this.deliver(sub, e);
+        if (sub.filter.room) await sub.filter.room();
+        if (sub.closed) return;
+      }
+      // Caught up — unless live events were dropped while this page was delivered.
+      if (page.length < PAGE && !sub.dropped) break;
     }
     // Drain what arrived meanwhile (duplicates of the replay are dropped by seq), then live.
     const buffered = sub.buffer;

@@ -41,6 +41,9 @@ export class Outbox {
       return value;
     });
     this.bus.published(stored);
+    // PGlite runs in this thread and its awaits never reach the event loop's I/O phase: a burst
+    // of writes would starve every socket (SSE clients could not drain). One turn per commit.
+    if (this.store.kind === 'pglite') await new Promise<void>((resolve) => setImmediate(resolve));
     return result;
   }
 }

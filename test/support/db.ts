@@ -18,16 +18,28 @@ export async function createTestStore(opts: { isolated?: boolean } = {}): Promis
     return store;
   }
   if (!opts.isolated) return createStore({ kind: 'postgres', url, max: 5 });
-  const name = `${url.slice(url.lastIndexOf('/') + 1)}_iso_${randomBytes(3).toString('hex')}`;
-  const admin = postgres(url, { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`create database ${name}`);
-  const isoUrl = url.replace(/\/[^/]*$/, `/${name}`);
-  const store = await createStore({ kind: 'postgres', url: isoUrl, max: 5 });
+  const iso = (await isolatedDatabase())!;
+  const store = await createStore({ kind: 'postgres', url: iso.url, max: 5 });
   await store.migrate();
   return {
     ...store,
     async close() {
       await store.close();
+      await iso.drop();
+    },
+  };
+}
+
+/** A fresh, empty Postgres database of its own (null on the PGlite pass). */
+export async function isolatedDatabase(): Promise<{ url: string; drop(): Promise<void> } | null> {
+  const url = inject('databaseUrl');
+  if (!url) return null;
+  const name = `${url.slice(url.lastIndexOf('/') + 1)}_iso_${randomBytes(3).toString('hex')}`;
+  const admin = postgres(url, { max: 1, onnotice: () => undefined });
+  await admin.unsafe(`create database ${name}`);
+  return {
+    url: url.replace(/\/[^/]*$/, `/${name}`),
+    async drop() {
       await admin.unsafe(`drop database if exists ${name} with (force)`);
       await admin.end();
     },

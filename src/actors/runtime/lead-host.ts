@@ -3,7 +3,7 @@
  * snapshot (persisting them, coalesced), and makes sure the run ends with a reason however the
  * actor ends — a lead that crashes still leaves a `failed` run and no task `in_progress`.
  */
-import { createActor, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { createActor, waitFor, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { withDbRetry } from '../../db/retry.ts';
 import { coerceError } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
@@ -25,6 +25,8 @@ export interface LeadHostOptions {
 }
 
 const WORKER_ID = /^(backend|frontend|test)-\d+$/;
+/** A final write that takes longer than this is a database in trouble: the caller gets a 409. */
+const SETTLE_TIMEOUT_MS = 10_000;
 
 export class LeadHost {
   readonly projectId: string;
@@ -71,6 +73,18 @@ export class LeadHost {
 
   send(event: LeadEvent): void {
     this.actor.send(event);
+  }
+
+  /**
+   * Resolves once the lead is out of its transient writing states (`finishing`, `cancelling`,
+   * `failing`). Their event is published when the write commits, a moment before the lead moves
+   * on: a control request arriving in between waits here instead of being refused.
+   */
+  async settled(): Promise<void> {
+    const transient = (s: ReturnType<Actor<LeadMachine>['getSnapshot']>) =>
+      s.status === 'active' && (s.matches('finishing') || s.matches('cancelling') || s.matches('failing'));
+    if (!transient(this.actor.getSnapshot())) return;
+    await waitFor(this.actor, (s) => !transient(s), { timeout: SETTLE_TIMEOUT_MS }).catch(() => undefined);
   }
 
   /** The run status the lead's state stands for right now. */

@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import type { AnyActorRef, AnyStateMachine } from 'xstate';
 import type { Store } from '../../db/client.ts';
 import {
   actorsOfRun,
@@ -28,15 +29,18 @@ import type { CreateProject, PatchProject, ProjectConfig, TaskInput } from '../.
 import { conflict, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
 import { Outbox } from '../../events/outbox.ts';
+import { readEvents } from '../../events/log.ts';
 import { event } from '../../events/types.ts';
 import { newId } from '../../ids.ts';
 import type { Logger } from '../../logger.ts';
-import { leadMachine, type LeadEvent, type LeadInput, type LeadMachine, type LeadSettings } from '../../machines/lead.ts';
+import { LEAD_MACHINE_VERSION, leadMachine, type LeadEvent, type LeadInput, type LeadMachine, type LeadSettings } from '../../machines/lead.ts';
 import { requeue, type Intent } from '../../machines/lead-logic.ts';
 import type { AgentType, RunStatus } from '../../machines/types.ts';
-import { workerMachine } from '../../machines/worker.ts';
+import { WORKER_MACHINE_VERSION, workerMachine } from '../../machines/worker.ts';
 import { createPlan } from '../model/plan.ts';
 import { createWorkerEffects } from '../worker-effects.ts';
+import { toMermaid } from './diagram.ts';
+import { InspectionHub, type InspectionListener } from './inspection.ts';
 import { LeadHost, type Inspector } from './lead-host.ts';
 import { createPersist, persistBatch } from './lead-writer.ts';
 import { createKeyedMutex } from '../keyed-mutex.ts';
@@ -62,11 +66,17 @@ export interface RuntimeOptions {
 
 const ACTIVE: ReadonlySet<RunStatus> = new Set(['planning', 'running', 'pausing', 'paused']);
 
+const MACHINES: { name: string; version: number; machine: AnyStateMachine }[] = [
+  { name: 'lead', version: LEAD_MACHINE_VERSION, machine: leadMachine },
+  { name: 'worker', version: WORKER_MACHINE_VERSION, machine: workerMachine },
+];
+
 export class Runtime {
   readonly outbox: Outbox;
   readonly projects: ProjectService;
   private readonly machine: LeadMachine;
   private readonly hosts = new Map<string, LeadHost>();
+  private readonly inspection = new InspectionHub();
   private accepting = true;
   private stopping: Promise<void> | null = null;
 
@@ -131,6 +141,14 @@ export class Runtime {
     return this.hosts.get(projectId);
   }
 
+  /** The project's lead once it is out of a transient writing state (it may have ended meanwhile). */
+  private async settledHost(projectId: string): Promise<LeadHost | undefined> {
+    const host = this.hosts.get(projectId);
+    if (!host) return undefined;
+    await host.settled();
+    return this.hosts.get(projectId);
+  }
+
   // ── projects and tasks ───────────────────────────────────────────────────────────────
 
   createProject(input: CreateProject) {
@@ -148,7 +166,7 @@ export class Runtime {
 
   async updateProject(id: string, patch: PatchProject) {
     const row = await this.projects.patch(id, patch);
-    const host = this.hosts.get(id);
+    const host = await this.settledHost(id);
     if (host) {
       const e: LeadEvent = { type: 'SETTINGS_UPDATED', settings: settingsOf(row) };
       if (host.can(e)) host.send(e);
@@ -204,7 +222,7 @@ export class Runtime {
     if (!['failed', 'blocked', 'cancelled'].includes(row.status)) {
       throw conflict(`task ${row.key} is ${row.status}: only failed, blocked or cancelled tasks can be retried`);
     }
-    let host = this.hosts.get(projectId);
+    let host = await this.settledHost(projectId);
     if (!host) {
       const latest = (await latestRuns(this.db, [projectId])).get(projectId);
       if (latest?.status === 'blocked') host = await this.launch(latest, 'blocked');
@@ -226,7 +244,7 @@ export class Runtime {
     const row = await taskByRef(this.db, projectId, ref);
     if (!row) throw notFound('task');
     if (row.status !== 'pending' && row.status !== 'in_progress') throw conflict(`task ${row.key} is ${row.status}: it cannot be cancelled`);
-    const host = this.hosts.get(projectId);
+    const host = await this.settledHost(projectId);
     const e: LeadEvent = { type: 'CANCEL_TASK', key: row.key };
     if (host?.can(e)) {
       host.send(e);
@@ -263,7 +281,7 @@ export class Runtime {
   async startRun(projectId: string): Promise<RunJson> {
     this.assertAccepting();
     const project = await this.projects.row(projectId);
-    const previous = this.hosts.get(projectId);
+    const previous = await this.settledHost(projectId);
     // A lead that finished (or is blocked) is superseded by the new run; only an active one blocks it.
     if (previous && ACTIVE.has(previous.runStatus())) throw conflict(`a run is already ${previous.runStatus()}`);
     const runId = newId('run');
@@ -312,7 +330,7 @@ export class Runtime {
 
   private async control(projectId: string, e: LeadEvent, what: string): Promise<RunJson> {
     await this.projects.row(projectId);
-    const host = this.hosts.get(projectId);
+    const host = await this.settledHost(projectId);
     if (!host) throw conflict(`there is no run to ${what.replace('be cancelled', 'cancel')}`);
     if (!host.can(e)) throw conflict(`the run is ${host.runStatus()}: it cannot ${what}`);
     host.send(e);
@@ -346,7 +364,7 @@ export class Runtime {
       machine: this.machine,
       outbox: this.outbox,
       logger: this.o.logger.child({ projectId: run.projectId, runId: run.id }),
-      inspectors: this.o.inspectors,
+      inspectors: [(ev, scope) => this.inspection.observe(scope.projectId, ev), ...(this.o.inspectors ?? [])],
       input: {
         projectId: run.projectId,
         runId: run.id,
@@ -421,6 +439,45 @@ export class Runtime {
       byAgent: byAgent.map((u) => ({ agentId: u.group, ...usageJson(u) })),
       byModel: byModel.map((u) => ({ model: u.group, ...usageJson(u) })),
     };
+  }
+
+  // ── machines, events, inspection, health ─────────────────────────────────────────────
+
+  /** The statecharts the runtime runs, with the version stored beside their snapshots. */
+  machines(): { name: string; version: number }[] {
+    return MACHINES.map(({ name, version }) => ({ name, version }));
+  }
+
+  /** A machine's `toJSON()` definition, or its `stateDiagram-v2` text. */
+  machineDefinition(name: string, format: 'json' | 'mermaid'): unknown {
+    const entry = MACHINES.find((m) => m.name === name);
+    if (!entry) throw notFound('machine');
+    return format === 'mermaid' ? toMermaid(entry.machine) : entry.machine.toJSON();
+  }
+
+  /** One page of a project's event log after `since`. */
+  async eventLog(projectId: string, since: number, limit: number, types?: readonly string[]) {
+    await this.projects.row(projectId);
+    const events = await readEvents(this.db, { afterSeq: since, projectId, limit, types });
+    return { events, next: events.at(-1)?.seq ?? since };
+  }
+
+  /** Streams the project's inspection events: its live actors first, then everything they do. */
+  async watchInspection(projectId: string, listener: InspectionListener): Promise<() => void> {
+    await this.projects.row(projectId);
+    const host = this.hosts.get(projectId);
+    const live = host ? [host.actor, ...Object.values(host.actor.getSnapshot().children)].filter((a) => a !== undefined) : [];
+    return this.inspection.watch(projectId, listener, live as AnyActorRef[]);
+  }
+
+  /** Is the database answering? */
+  async health(): Promise<boolean> {
+    try {
+      await this.db.execute(sql`select 1`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
 

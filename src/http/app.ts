@@ -1,0 +1,73 @@
+/**
+ * The Hono app: `createApp({ runtime, bus, … })`. A thin core: middleware (request ids, access
+ * logs, secure headers, body limit, bearer auth), the routes of contract §2, one error envelope.
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Runtime } from '../actors/runtime/runtime.ts';
+import type { EventBus } from '../events/bus.ts';
+import type { Logger } from '../logger.ts';
+import { errorBody, handleError } from './errors.ts';
+import { accessLog, bearerAuth } from './middleware.ts';
+import { projectRoutes } from './routes/projects.ts';
+import { streamRoutes } from './routes/streams.ts';
+import type { SseChannel, SseOptions } from './sse.ts';
+
+export interface AppOptions {
+  runtime: Runtime;
+  bus: EventBus;
+  logger: Logger;
+  version: string;
+  /** When set, every `/api/*` route needs `Authorization: Bearer <token>`. */
+  apiToken?: string | undefined;
+  /** Largest request body (default 4 MiB). */
+  bodyLimitBytes?: number;
+  sse?: SseOptions;
+}
+
+export interface App {
+  app: Hono;
+  /** Ends every open event stream (shutdown). */
+  closeStreams(): void;
+}
+
+/** SSE routes, where `?access_token=` is accepted because EventSource cannot send headers. */
+const STREAM_PATH = /^\/api\/(events|projects\/[^/]+\/(events|inspect))$/;
+
+export function createApp(o: AppOptions): App {
+  const streams = new Set<SseChannel>();
+  const app = new Hono();
+
+  app.use(requestId());
+  app.use(accessLog(o.logger));
+  app.use(secureHeaders());
+
+  app.get('/health', async (c) => {
+    const db = await o.runtime.health();
+    return c.json({ status: db ? 'ok' : 'error', db: db ? 'ok' : 'error', version: o.version }, db ? 200 : 503);
+  });
+
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: o.bodyLimitBytes ?? 4 * 1024 * 1024,
+      onError: (c) => c.json(errorBody('payload_too_large', `the body is larger than ${o.bodyLimitBytes ?? 4 * 1024 * 1024} bytes`), 413),
+    }),
+  );
+  if (o.apiToken) app.use('/api/*', bearerAuth(o.apiToken, (path) => STREAM_PATH.test(path)));
+
+  app.route('/api/projects', projectRoutes(o.runtime));
+  app.route('/api', streamRoutes({ runtime: o.runtime, bus: o.bus, sse: o.sse, streams }));
+
+  app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
+  app.onError(handleError(o.logger));
+
+  return {
+    app,
+    closeStreams() {
+      for (const channel of [...streams]) channel.close();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * One error envelope for every failure: `{"error":{"code","message","details"?}}`. Typed
+ * `TroupeError`s map to their status; anything else is a 500 that never leaks a stack trace.
+ */
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { TroupeError, coerceError, type ErrorCode } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+export function errorResponse(c: Context, status: ContentfulStatusCode, code: string, message: string, details?: unknown): Response {
+  return c.json(errorBody(code, message, details), status);
+}
+
+const HTTP_CODES: Partial<Record<number, ErrorCode>> = {
+  400: 'validation_failed',
+  401: 'unauthorized',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  422: 'unprocessable',
+};
+
+/** The app's `onError`. */
+export function handleError(logger: Logger) {
+  return function onError(thrown: unknown, c: Context): Response {
+    if (thrown instanceof TroupeError) {
+      return errorResponse(c, thrown.status as ContentfulStatusCode, thrown.code, thrown.message, thrown.details);
+    }
+    if (thrown instanceof HTTPException && thrown.status < 500) {
+      const code = HTTP_CODES[thrown.status] ?? 'validation_failed';
+      return errorResponse(c, thrown.status, code, thrown.message || 'bad request');
+    }
+    const err = coerceError(thrown);
+    logger.error({ err, reqId: c.get('requestId'), path: c.req.path }, 'unhandled error');
+    return errorResponse(c, 500, 'internal', 'internal error');
+  };
+}

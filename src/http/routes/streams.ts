@@ -1,0 +1,115 @@
+/**
+ * Event streams (SSE) and the event log, the inspection stream and the machine definitions.
+ *
+ * A stream subscribes first, replays from `Last-Event-ID` (or `?since=`), then goes live: each
+ * event once, in order. The bus listener only queues a frame (never blocks); a client that
+ * stops reading is cut off by its channel and resumes with its last id.
+ */
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import type { Runtime } from '../../actors/runtime/runtime.ts';
+import { TroupeError } from '../../errors.ts';
+import type { EventBus } from '../../events/bus.ts';
+import { EVENT_TYPES, type TroupeEvent } from '../../events/types.ts';
+import { openSse, type SseChannel, type SseOptions } from '../sse.ts';
+import { valid } from '../validate.ts';
+
+const KNOWN = new Set<string>(EVENT_TYPES);
+const OVERFLOW_GRACE_MS = 2_000;
+const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+const typesList = z
+  .string()
+  .max(2000)
+  .transform((s, ctx) => {
+    const types = s.split(',').map((t) => t.trim()).filter(Boolean);
+    const unknown = types.filter((t) => !KNOWN.has(t));
+    if (unknown.length > 0) ctx.addIssue({ code: 'custom', message: `unknown event type(s): ${unknown.join(', ')}` });
+    return types;
+  });
+
+const streamQuery = z.object({ since: seq.optional(), types: typesList.optional(), access_token: z.string().optional() });
+const logQuery = z.object({ since: seq.default(0), limit: z.coerce.number().int().min(1).max(1000).default(100), types: typesList.optional() });
+const idParam = z.object({ id: z.string().min(1).max(100) });
+
+export interface StreamRoutesOptions {
+  runtime: Runtime;
+  bus: EventBus;
+  sse?: SseOptions | undefined;
+  /** Every open stream, so shutdown can close them. */
+  streams: Set<SseChannel>;
+}
+
+export function streamRoutes(o: StreamRoutesOptions): Hono {
+  const app = new Hono();
+
+  const open = (c: Context): SseChannel => {
+    const { response, channel } = openSse({ ...o.sse, signal: c.req.raw.signal });
+    o.streams.add(channel);
+    channel.onClose((reason) => {
+      o.streams.delete(channel);
+      // A stuck client's socket still holds what node and the kernel buffered (a few MiB):
+      // give the final overflow frame a moment, then let the socket go.
+      const socket = (c.env as { outgoing?: { destroy(): void; writableFinished?: boolean } } | undefined)?.outgoing;
+      if (reason === 'overflow' && socket) {
+        setTimeout(() => {
+          if (!socket.writableFinished) socket.destroy();
+        }, OVERFLOW_GRACE_MS).unref();
+      }
+    });
+    c.res = response;
+    return channel;
+  };
+
+  const stream = (c: Context, projectId: string | undefined, query: z.output<typeof streamQuery>) => {
+    const header = c.req.header('last-event-id');
+    let cursor = query.since;
+    if (header !== undefined) {
+      const parsed = seq.safeParse(header);
+      if (!parsed.success) throw new TroupeError('validation_failed', 'invalid Last-Event-ID', [{ path: 'Last-Event-ID', message: 'must be an event seq' }]);
+      cursor = parsed.data;
+    }
+    // Without a cursor, a project stream starts from the project's first event; /api/events starts live.
+    if (cursor === undefined && projectId !== undefined) cursor = 0;
+    const channel = open(c);
+    const sub = o.bus.subscribe({ projectId, fromSeq: cursor, types: query.types, room: () => channel.room() }, (e: TroupeEvent) => {
+      if (!channel.send({ id: e.seq, event: e.type, data: JSON.stringify(e) })) sub.close();
+    });
+    channel.onClose(() => sub.close());
+    sub.ready.catch(() => channel.close());
+    return c.res;
+  };
+
+  app.get('/projects/:id/events', valid('param', idParam), valid('query', streamQuery), async (c) => {
+    const { id } = c.req.valid('param');
+    await o.runtime.getProject(id);
+    return stream(c, id, c.req.valid('query'));
+  });
+
+  app.get('/events', valid('query', streamQuery), (c) => stream(c, undefined, c.req.valid('query')));
+
+  app.get('/projects/:id/events/log', valid('param', idParam), valid('query', logQuery), async (c) => {
+    const { since, limit, types } = c.req.valid('query');
+    return c.json(await o.runtime.eventLog(c.req.valid('param').id, since, limit, types));
+  });
+
+  app.get('/projects/:id/inspect', valid('param', idParam), async (c) => {
+    const { id } = c.req.valid('param');
+    await o.runtime.getProject(id);
+    const channel = open(c);
+    const stop = await o.runtime.watchInspection(id, (e) => {
+      if (!channel.send({ event: e.type, data: JSON.stringify(e) })) stop();
+    });
+    channel.onClose(() => stop());
+    return c.res;
+  });
+
+  app.get('/machines', (c) => c.json(o.runtime.machines()));
+  app.get('/machines/:name', valid('query', z.object({ format: z.enum(['json', 'mermaid']).default('json') })), (c) => {
+    const { format } = c.req.valid('query');
+    const definition = o.runtime.machineDefinition(c.req.param('name'), format);
+    return format === 'mermaid' ? c.text(definition as string) : c.json(definition as object);
+  });
+
+  return app;
+}

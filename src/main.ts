@@ -1,0 +1,150 @@
+/**
+ * Composition root: config → store (migrated) → event bus → runtime (resuming runs) → HTTP.
+ * The only place everything meets. Shutdown is idempotent and two-phase: stop accepting, close
+ * the streams, stop the actors (aborting in-flight effects at a persisted point: the runs stay
+ * active in the database and resume on the next start), then release the database.
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { serve } from '@hono/node-server';
+import { createWebSocketInspector } from '@statelyai/inspect';
+import { createInspectorServer } from '@statelyai/inspect/server';
+import { SANITIZE_OPTIONS } from './actors/runtime/inspection.ts';
+import type { Inspector } from './actors/runtime/lead-host.ts';
+import { Runtime } from './actors/runtime/runtime.ts';
+import { ConfigError, type Config } from './config.ts';
+import { createStore, type Store } from './db/client.ts';
+import { coerceError } from './errors.ts';
+import { EventBus } from './events/bus.ts';
+import { createApp } from './http/app.ts';
+import { createLogger, type Logger } from './logger.ts';
+
+export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface Service {
+  readonly url: string;
+  readonly port: number;
+  readonly runtime: Runtime;
+  readonly bus: EventBus;
+  /** Idempotent: a second call returns the same promise. */
+  stop(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  logger?: Logger;
+  /** The Anthropic client (default: the SDK's own, honouring ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL). */
+  client?: Anthropic;
+  sse?: { heartbeatMs?: number; maxQueuedBytes?: number };
+}
+
+/** How long requests in flight may take to finish at shutdown. */
+const REQUEST_GRACE_MS = 2_000;
+
+const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|localhost|::ffff:127(\.\d{1,3}){3})$/i;
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host.replace(/^\[|\]$/g, ''));
+}
+
+/** Opens the configured store: Postgres when DATABASE_URL is set, PGlite under the data dir otherwise. */
+export async function openStore(config: Config): Promise<Store> {
+  return config.databaseUrl
+    ? createStore({ kind: 'postgres', url: config.databaseUrl })
+    : createStore({ kind: 'pglite', dataDir: path.join(config.dataDir, 'pgdata') });
+}
+
+export async function startService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  if (!config.apiToken && !isLoopback(config.host)) {
+    throw new ConfigError(`refusing to listen on ${config.host} without TROUPE_API_TOKEN: set a token, or listen on 127.0.0.1`);
+  }
+  const store = await openStore(config);
+  const cleanups: (() => Promise<void> | void)[] = [() => store.close()];
+  try {
+    await store.migrate();
+    const bus = new EventBus(store, logger.child({ part: 'bus' }));
+    cleanups.unshift(() => bus.stop());
+    const inspectors: Inspector[] = [];
+    if (config.inspectPort !== undefined) {
+      const server = createInspectorServer({ port: config.inspectPort, autoOpen: false });
+      const inspector = createWebSocketInspector({ url: `ws://127.0.0.1:${config.inspectPort}`, ...SANITIZE_OPTIONS });
+      inspectors.push((ev) => inspector.inspect.next?.(ev));
+      cleanups.unshift(() => {
+        inspector.stop();
+        server.stop();
+      });
+      logger.info({ port: config.inspectPort }, `Stately inspector bridge on http://localhost:${config.inspectPort}`);
+    }
+    const client = options.client ?? new Anthropic({ maxRetries: config.model.maxRetries, timeout: config.model.timeoutMs });
+    const runtime = new Runtime({
+      store,
+      bus,
+      logger: logger.child({ part: 'runtime' }),
+      client,
+      dataDir: config.dataDir,
+      workspaceRoot: config.workspaceRoot,
+      childEnv: config.childEnv,
+      modelTimeoutMs: config.model.timeoutMs,
+      inspectors,
+    });
+    await runtime.start();
+    cleanups.unshift(() => runtime.stop());
+    const http = createApp({ runtime, bus, logger, version: VERSION, apiToken: config.apiToken, sse: options.sse });
+    const { app } = http;
+    const closeStreams = () => http.closeStreams();
+    const server = await listen((request, env) => app.fetch(request, env), config.host, config.port);
+    const { port } = server.address() as AddressInfo;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = `http://${host}:${port}`;
+    logger.info({ url, db: store.kind, dataDir: config.dataDir }, 'troupe listening');
+
+    let stopping: Promise<void> | null = null;
+    return {
+      url,
+      port,
+      runtime,
+      bus,
+      stop() {
+        stopping ??= (async () => {
+          // 1. Stop accepting and end the event streams; requests in flight get a short grace.
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          closeStreams();
+          server.closeIdleConnections();
+          const grace = new Promise<void>((resolve) => setTimeout(resolve, REQUEST_GRACE_MS).unref());
+          await Promise.race([closed, grace.then(() => server.closeAllConnections())]);
+          await closed;
+          // 2. Stop the actors (in-flight effects are aborted; runs stay active and resume on the
+          //    next start), then release the database.
+          await runCleanups(cleanups, logger);
+          logger.info('troupe stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await runCleanups(cleanups, logger);
+    throw e;
+  }
+}
+
+async function runCleanups(cleanups: (() => Promise<void> | void)[], logger: Logger): Promise<void> {
+  for (const cleanup of cleanups) {
+    try {
+      await cleanup();
+    } catch (e) {
+      logger.warn({ err: coerceError(e) }, 'cleanup failed');
+    }
+  }
+  cleanups.length = 0;
+}
+
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }) as Server;
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+  });
+}
