@@ -11,20 +11,21 @@ const WORDS: Record<AgentType, readonly string[]> = {
 };
 
 /**
- * The agent type a task's text points at. The title counts double; ties and texts with no
- * telling word go to `backend`.
+ * The agent type a task's text points at. The title counts three times the description; test
+ * words in a description count half (implementation tasks routinely say "with a test"). Ties and
+ * texts with no telling word go to `backend`.
  */
 export function inferAgentType(title: string, description = ''): AgentType {
   const score: Record<AgentType, number> = { backend: 0, frontend: 0, test: 0 };
-  const count = (text: string, weight: number) => {
+  const count = (text: string, weight: number, testWeight: number) => {
     for (const word of text.toLowerCase().match(/[a-z0-9]+(?:-[a-z0-9]+)*/g) ?? []) {
       for (const type of ['test', 'frontend', 'backend'] as const) {
-        if (WORDS[type].includes(word)) score[type] += weight;
+        if (WORDS[type].includes(word)) score[type] += type === 'test' ? testWeight : weight;
       }
     }
   };
-  count(title, 2);
-  count(description, 1);
+  count(title, 3, 3);
+  count(description, 1, 0.5);
   const best = (['test', 'frontend', 'backend'] as const).reduce((a, b) => (score[b] > score[a] ? b : a));
   return score[best] > score.backend ? best : 'backend';
 }

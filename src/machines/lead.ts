@@ -14,6 +14,7 @@ import { and, assign, enqueueActions, fromPromise, not, setup, stateIn } from 'x
 import {
   allCompleted,
   inFlight,
+  isDead,
   planDispatch,
   propagateFailures,
   requeue,
@@ -131,9 +132,11 @@ const limits = (context: LeadContext) => ({
   maxAgents: context.settings.maxAgents,
 });
 
+/** A dead task can go again, unless one of its dependencies is dead too (retry that one first). */
 const retryable = (context: LeadContext, key: string) => {
-  const status = context.tasks[key]?.status;
-  return status === 'failed' || status === 'blocked' || status === 'cancelled';
+  const task = context.tasks[key];
+  if (!task || !isDead(task.status)) return false;
+  return task.dependsOn.every((d) => !context.tasks[d] || !isDead(context.tasks[d].status));
 };
 
 export const leadMachine = setup({

@@ -19,6 +19,12 @@ describe('agent type inference', () => {
     expect(inferAgentType('Testing', '')).toBe('test');
   });
 
+  it('an implementation task that mentions its tests stays an implementation task', () => {
+    expect(inferAgentType('Add function', 'Create lib/add.js exporting add(a, b), with a node:test test in test/add.test.js.')).toBe('backend');
+    expect(inferAgentType('Counter widget', 'A React component, with unit tests')).toBe('frontend');
+    expect(inferAgentType('Tests for the parser', 'cover the parse function')).toBe('test');
+  });
+
   it('defaults to backend when nothing points elsewhere', () => {
     expect(inferAgentType('Do the thing', 'carefully')).toBe('backend');
   });

@@ -37,6 +37,21 @@ describe('health and fallbacks', () => {
   });
 });
 
+describe('faults', () => {
+  it('a database that goes away: /health says so (503), other routes answer 500 with the envelope and nothing more', async () => {
+    t = await startTestApp(ok);
+    await project(t);
+    await t.runtime.stop();
+    await t.store.close();
+    const health = await t.json('GET', '/health');
+    expect(health.status).toBe(503);
+    expect(health.body).toEqual({ status: 'error', db: 'error', version: '0.1.0' });
+    const res = await t.json('GET', '/api/projects');
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+  });
+});
+
 describe('auth', () => {
   it('with TROUPE_API_TOKEN every /api route needs the bearer token; SSE routes also take ?access_token=', async () => {
     t = await startTestApp(ok, { apiToken: 'sekret' });

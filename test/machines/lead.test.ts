@@ -57,6 +57,8 @@ describe('lead machine (fake effects)', () => {
 
     // Retry: a fresh epoch starts at attempt 1; the fake's 4th step for `a` passes.
     expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'x' })).toBe(false);
+    // b is blocked behind a: retrying it alone could not work.
+    expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'b' })).toBe(false);
     expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'a', guidance: 'try harder' })).toBe(true);
     h.actor.send({ type: 'RETRY', key: 'a', guidance: 'try harder' });
     expect(h.intents()).toContainEqual({ type: 'requeue', taskId: 'id-a', key: 'a', newEpoch: true, guidance: 'try harder' });

@@ -113,7 +113,8 @@ export async function startTestRuntime(respond: Responder, opts: TestRuntimeOpti
       await runtime.stop();
       await bus.stop();
       await model.close();
-      await store.close();
+      // A test may have closed the store itself (fault injection).
+      await store.close().catch(() => undefined);
       await rm(dataDir, { recursive: true, force: true });
     },
   };

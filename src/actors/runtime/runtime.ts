@@ -222,6 +222,8 @@ export class Runtime {
     if (!['failed', 'blocked', 'cancelled'].includes(row.status)) {
       throw conflict(`task ${row.key} is ${row.status}: only failed, blocked or cancelled tasks can be retried`);
     }
+    const dead = await this.deadDependency(projectId, row.id);
+    if (dead) throw conflict(`task ${row.key} depends on ${dead.key}, which is ${dead.status}: retry ${dead.key} first`);
     let host = await this.settledHost(projectId);
     if (!host) {
       const latest = (await latestRuns(this.db, [projectId])).get(projectId);
@@ -256,6 +258,13 @@ export class Runtime {
       persistBatch(tx, emit, { projectId, runId: host?.runId ?? '', intents: [{ type: 'cancel', taskId: row.id, key: row.key }] }),
     );
     return this.taskJson(projectId, row.id);
+  }
+
+  /** A dependency of the task that failed, is blocked or was cancelled, if any. */
+  private async deadDependency(projectId: string, taskId: string): Promise<{ key: string; status: string } | undefined> {
+    const [rows, deps] = await Promise.all([tasksOf(this.db, projectId), dependencyKeys(this.db, projectId)]);
+    const byKey = new Map(rows.map((r) => [r.key, r]));
+    return (deps.get(taskId) ?? []).map((k) => byKey.get(k)!).find((d) => d && ['failed', 'blocked', 'cancelled'].includes(d.status));
   }
 
   private async taskJson(projectId: string, taskId: string): Promise<TaskJson> {
