@@ -88,7 +88,9 @@ CREATE TABLE "runs" (
 	"summary" text,
 	"started_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"ended_at" timestamp with time zone,
-	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"owner" text,
+	"lease_expires_at" timestamp with time zone
 );
 --> statement-breakpoint
 CREATE TABLE "task_dependencies" (

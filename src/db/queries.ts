@@ -152,10 +152,6 @@ export async function runById(db: Queryable, projectId: string, runId: string): 
   return row;
 }
 
-export async function activeRuns(db: Queryable): Promise<RunRow[]> {
-  return db.select().from(runs).where(inArray(runs.status, [...ACTIVE_RUN_STATUSES])).orderBy(asc(runs.startedAt));
-}
-
 export async function actorsOfRun(db: Queryable, runId: string): Promise<ActorRow[]> {
   return db.select().from(actorSnapshots).where(eq(actorSnapshots.runId, runId)).orderBy(asc(actorSnapshots.actorId));
 }

@@ -89,6 +89,9 @@ export const runs = pgTable(
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     endedAt: timestamp('ended_at', { withTimezone: true, mode: 'date' }),
     updatedAt: updatedAt(),
+    /** The process executing the run (a lease renewed by heartbeat; see runtime/leases.ts). */
+    owner: text('owner'),
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [
     index('runs_project_started').on(t.projectId, t.startedAt),

@@ -144,5 +144,10 @@ export const retrySchema = z.strictObject({ guidance: z.string().trim().min(1).m
 
 /** Zod issues as `details`: one entry per offending field. */
 export function issuesOf(error: z.ZodError): { path: string; message: string }[] {
-  return error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+  return error.issues.flatMap((i) => {
+    const at = i.path.map(String);
+    // An unknown field is named by its own path, not its parent's.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: [...at, k].join('.'), message: 'unknown field' }));
+    return [{ path: at.join('.') || '(body)', message: i.message }];
+  });
 }

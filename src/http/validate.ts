@@ -12,15 +12,25 @@ type Target = 'json' | 'query' | 'param';
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 
-/** A body that is present must be JSON: the validator would otherwise see `{}` and report the wrong fields. */
+/**
+ * A body that is present must be JSON, and well-formed: the validator would otherwise see `{}`
+ * and report the wrong fields. "Present" is decided by the bytes, not by headers (a bodiless
+ * `curl -X POST` sends no Content-Length at all).
+ */
 export const requireJson: MiddlewareHandler = async function requireJson(c, next) {
-  const length = c.req.header('content-length');
-  const hasBody = length !== undefined ? length !== '0' : c.req.raw.body !== null;
-  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim();
-  if (hasBody && !JSON_TYPE.test(type)) {
-    throw new TroupeError('validation_failed', 'the body must be JSON (Content-Type: application/json)', [
-      { path: '(body)', message: `content type ${type || '(none)'} is not JSON` },
-    ]);
+  const text = await c.req.text();
+  if (text.trim() !== '') {
+    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim();
+    if (!JSON_TYPE.test(type)) {
+      throw new TroupeError('validation_failed', 'the body must be JSON (Content-Type: application/json)', [
+        { path: '(body)', message: `content type ${type || '(none)'} is not JSON` },
+      ]);
+    }
+    try {
+      JSON.parse(text);
+    } catch {
+      throw new TroupeError('validation_failed', 'Malformed JSON in request body', [{ path: '(body)', message: 'not valid JSON' }]);
+    }
   }
   await next();
 };

@@ -16,7 +16,8 @@ export type Intent =
   | { type: 'cancel'; taskId: string; key: string }
   | { type: 'requeue'; taskId: string; key: string; newEpoch: boolean; guidance?: string | null }
   | { type: 'release'; taskId: string; key: string }
-  | { type: 'run'; status: RunStatus; summary?: string }
+  /** `knownKeys` (finishing only): the run may end only if the project has no other task. */
+  | { type: 'run'; status: RunStatus; summary?: string; knownKeys?: string[] }
   | { type: 'budget'; spentUsd: number; budgetUsd: number };
 
 /** What the writer found for one intent: applied, and the task's status after the batch. */
@@ -165,26 +166,55 @@ export function propagateFailures(tasks: Tasks): { tasks: Tasks; intents: Intent
   return { tasks: next, intents };
 }
 
+/** Dead tasks upstream of `key` whose own dependencies are all alive: what blocks it at the root. */
+export function deadRoots(tasks: Tasks, key: string): string[] {
+  const roots = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (k: string) => {
+    for (const d of tasks[k]?.dependsOn ?? []) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      const dep = tasks[d];
+      if (!dep || !isDead(dep.status)) continue;
+      const before = roots.size;
+      visit(d);
+      // A dead dependency with nothing dead above it is a root of the blockage.
+      if (roots.size === before && !dep.dependsOn.some((x) => tasks[x] && isDead(tasks[x].status))) roots.add(d);
+    }
+  };
+  visit(key);
+  return [...roots];
+}
+
 /**
- * Re-queues `key` (a failed, blocked or cancelled task) with a fresh epoch, and every task
- * blocked behind it whose dependencies are no longer dead.
+ * Re-queues `key` (a failed, blocked or cancelled task) with a fresh epoch, and every task blocked
+ * behind it whose dependencies are no longer dead. A task blocked behind a dead dependency cannot
+ * run alone: the dead tasks at the root of its blockage are re-queued with it.
  */
 export function requeue(tasks: Tasks, key: string, guidance: string | null | undefined): { tasks: Tasks; intents: Intent[] } {
   const target = tasks[key];
   if (!target || !isDead(target.status)) return { tasks, intents: [] };
-  const next: Tasks = {
-    ...tasks,
-    [key]: { ...target, status: 'pending', blockedReason: null, epoch: target.epoch + 1, attempts: 0, agentId: null },
+  const next: Tasks = { ...tasks };
+  const intents: Intent[] = [];
+  const fresh = (k: string, g: string | null | undefined) => {
+    const t = next[k]!;
+    next[k] = { ...t, status: 'pending', blockedReason: null, epoch: t.epoch + 1, attempts: 0, agentId: null };
+    intents.push({ type: 'requeue', taskId: t.id, key: k, newEpoch: true, guidance: g });
   };
-  const intents: Intent[] = [{ type: 'requeue', taskId: target.id, key, newEpoch: true, guidance }];
-  // Dependents come back in dependency order, each only once none of its dependencies is dead.
+  for (const root of deadRoots(tasks, key)) fresh(root, undefined);
+  fresh(key, guidance);
+  // Tasks behind the re-queued ones come back in dependency order, each once none of its
+  // dependencies is dead.
+  const behind = new Set(intents.flatMap((i) => ('key' in i ? dependentsOf(tasks, i.key) : [])));
   let changed = true;
-  const behind = new Set(dependentsOf(tasks, key));
   while (changed) {
     changed = false;
     for (const k of behind) {
       const t = next[k]!;
-      if (t.status !== 'blocked' || t.blockedReason !== 'dependency_failed') continue;
+      if (t.status !== 'blocked' || t.blockedReason !== 'dependency_failed') {
+        behind.delete(k);
+        continue;
+      }
       if (t.dependsOn.some((d) => next[d] && isDead(next[d].status))) continue;
       next[k] = { ...t, status: 'pending', blockedReason: null, agentId: null };
       intents.push({ type: 'requeue', taskId: t.id, key: k, newEpoch: false });

@@ -66,7 +66,11 @@ export interface PlanInput { projectId: string; runId: string; goal: string; set
 export type PlanOutput = { kind: 'planned'; tasks: TaskView[] } | { kind: 'invalid'; reason: string };
 
 export interface PersistInput { projectId: string; runId: string; intents: Intent[] }
-export interface PersistOutput { results: IntentResult[] }
+export interface PersistOutput {
+  results: IntentResult[];
+  /** Tasks of the project the lead did not know (a finishing write found them and did not end the run). */
+  added?: TaskView[];
+}
 
 export interface LeadContext {
   projectId: string;
@@ -107,6 +111,14 @@ function toTasks(list: TaskView[]): Tasks {
   return Object.fromEntries(list.map((t) => [t.key, t]));
 }
 
+/** Adds tasks the lead does not know yet (never overwrites its own view of a known one). */
+function withNewTasks(context: LeadContext, list: TaskView[]): Partial<LeadContext> {
+  const fresh = list.filter((t) => !context.tasks[t.key]);
+  if (fresh.length === 0) return {};
+  const spread = propagateFailures({ ...context.tasks, ...toTasks(fresh) });
+  return { tasks: spread.tasks, queue: [...context.queue, ...spread.intents] };
+}
+
 function jobFor(context: LeadContext, task: TaskView): Job {
   const s = context.settings;
   return {
@@ -132,11 +144,10 @@ const limits = (context: LeadContext) => ({
   maxAgents: context.settings.maxAgents,
 });
 
-/** A dead task can go again, unless one of its dependencies is dead too (retry that one first). */
+/** A failed, blocked or cancelled task can go again (with what blocks it, see `requeue`). */
 const retryable = (context: LeadContext, key: string) => {
   const task = context.tasks[key];
-  if (!task || !isDead(task.status)) return false;
-  return task.dependsOn.every((d) => !context.tasks[d] || !isDead(context.tasks[d].status));
+  return task !== undefined && isDead(task.status);
 };
 
 export const leadMachine = setup({
@@ -168,6 +179,7 @@ export const leadMachine = setup({
       return status === 'pending' || status === 'in_progress';
     },
     taskRetryable: ({ context, event }) => event.type === 'RETRY' && retryable(context, event.key),
+    foundNewTasks: ({ event }) => ((event as unknown as { output: PersistOutput }).output.added?.length ?? 0) > 0,
     planned: ({ event }) => (event as unknown as { output: PlanOutput }).output.kind === 'planned',
     isWorkerCrash: ({ event }) => WORKER_ERROR_ID.test(event.type),
     budgetRaised: ({ context, event }) =>
@@ -301,9 +313,11 @@ export const leadMachine = setup({
 
     addTasks: assign(({ context, event }) => {
       if (event.type !== 'TASKS_ADDED') return {};
-      const spread = propagateFailures({ ...context.tasks, ...toTasks(event.tasks) });
-      return { tasks: spread.tasks, queue: [...context.queue, ...spread.intents] };
+      return withNewTasks(context, event.tasks);
     }),
+
+    /** The finishing write found tasks the lead did not know: take them, the run goes on. */
+    addFound: assign(({ context, event }) => withNewTasks(context, (event as unknown as { output: PersistOutput }).output.added ?? [])),
 
     updateSettings: assign(({ event }) => (event.type === 'SETTINGS_UPDATED' ? { settings: event.settings } : {})),
 
@@ -397,7 +411,8 @@ export const leadMachine = setup({
     prepareFinish: assign(({ context }) => {
       const done = allCompleted(context.tasks);
       const summary = summarize(context.tasks, context.budgetBlocked);
-      return { summary, batch: [{ type: 'run' as const, status: done ? ('completed' as const) : ('blocked' as const), summary }] };
+      const status = done ? ('completed' as const) : ('blocked' as const);
+      return { summary, batch: [{ type: 'run' as const, status, summary, knownKeys: Object.keys(context.tasks) }] };
     }),
   },
 }).createMachine({
@@ -523,6 +538,7 @@ export const leadMachine = setup({
         src: 'persist',
         input: ({ context }) => ({ projectId: context.projectId, runId: context.runId, intents: context.batch }),
         onDone: [
+          { guard: 'foundNewTasks', target: 'active', actions: 'addFound' },
           { guard: 'allCompleted', target: 'completed' },
           { target: 'blocked' },
         ],

@@ -3,6 +3,7 @@
  * clients with a stuck one, a full run driven through the API, the Stately inspector bridge.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { event } from '../../src/events/types.ts';
@@ -97,6 +98,25 @@ describe('the service over HTTP', () => {
     expect(stuckFrames).toBeLessThan(10_000);
     if (text.includes('event: stream.overflow')) expect(text.trimEnd().endsWith('"}')).toBe(true);
     stuck.destroy();
+  });
+
+  it('a bodiless POST without Content-Length (as curl -X POST sends it) is accepted by retry', async () => {
+    s = await startTestService(ok);
+    const projectId = await newProject(s);
+    await s.api('POST', `/api/projects/${projectId}/tasks`, { tasks: [{ key: 'a', title: 'A', description: '' }] });
+    expect((await s.api('POST', `/api/projects/${projectId}/tasks/a/cancel`)).status).toBe(202);
+    const { port } = new URL(s.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => {
+        socket.write(`POST /api/projects/${projectId}/tasks/a/retry HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      });
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(raw.split('\r\n')[0]).toBe('HTTP/1.1 202 Accepted');
+    expect(raw).toContain('"status":"pending"');
   });
 
   it('runs a project end to end through the API while a client watches the stream', async () => {

@@ -105,12 +105,14 @@ describe('projects', () => {
     const error = errorOf(bad.body);
     expect(error.code).toBe('validation_failed');
     const paths = error.details!.map((d) => d.path);
-    expect(paths).toEqual(expect.arrayContaining(['name', 'testCommand', 'config.maxConcurrency']));
-    expect(JSON.stringify(error.details)).toContain('colour');
+    expect(paths).toEqual(expect.arrayContaining(['name', 'testCommand', 'config.maxConcurrency', 'colour']));
+    expect(error.details!.find((d) => d.path === 'colour')?.message).toBe('unknown field');
+    const nested = await t.json('POST', '/api/projects', { name: 'x', testCommand: 'x', config: { extra: 1 } });
+    expect(errorOf(nested.body).details).toEqual([{ path: 'config.extra', message: 'unknown field' }]);
     expect(JSON.stringify(error.details)).toContain('shell operator');
     const malformed = await t.request('POST', '/api/projects', { body: '{"name":', headers: { 'content-type': 'application/json' } });
     expect(malformed.status).toBe(400);
-    expect(errorOf(await malformed.json()).code).toBe('validation_failed');
+    expect(errorOf(await malformed.json())).toEqual({ code: 'validation_failed', message: 'Malformed JSON in request body', details: [{ path: '(body)', message: 'not valid JSON' }] });
     const text = await t.request('POST', '/api/projects', { body: 'name=x', headers: { 'content-type': 'text/plain' } });
     expect(text.status).toBe(400);
     expect(errorOf(await text.json()).message).toMatch(/JSON/);

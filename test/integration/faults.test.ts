@@ -9,6 +9,8 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eq } from 'drizzle-orm';
+import { actorSnapshots } from '../../src/db/schema.ts';
 import type { Reply } from '../../src/scripted-model/server.ts';
 import { moduleWithTest, overloaded, writeFiles } from '../support/replies.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
@@ -208,12 +210,10 @@ describe('shared workspaces', () => {
 });
 
 describe('restarts', () => {
-  it('a generation answered before a restart is not requested again: the resumed run reuses the recorded answer', async () => {
-    const gateDir = await tempDir();
-    const gate = path.join(gateDir, 'open');
-    t = await startTestRuntime(() => writeFiles({ 'done.txt': 'done\n' }), { isolated: true });
+  /** A project whose test command waits for a gate file, so a run can be stopped mid-test. */
+  async function gatedProject(): Promise<{ projectId: string; gate: string }> {
+    const gate = path.join(await tempDir(), 'open');
     const workspace = await tempDir();
-    // The test command waits for the gate file, so the run can be stopped mid-test.
     await writeFile(
       path.join(workspace, 'gate.js'),
       `const fs = require('fs');\nconst wait = () => fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`,
@@ -221,21 +221,48 @@ describe('restarts', () => {
     git(workspace, 'init', '-q', '-b', 'main');
     git(workspace, 'add', '-A');
     git(workspace, 'commit', '-q', '-m', 'init');
-    const projectId = await t.project({ name: 'restart', testCommand: ['node', 'gate.js'], workspace });
-    await t.addTasks(projectId, [{ key: 'a', title: 'A', description: 'a' }]);
+    const projectId = await t!.project({ name: 'restart', testCommand: ['node', 'gate.js'], workspace });
+    await t!.addTasks(projectId, [{ key: 'a', title: 'A', description: 'a' }]);
+    return { projectId, gate };
+  }
+
+  it('a restarted service restores the lead and its workers from their snapshots: the answer recorded before is reused', async () => {
+    t = await startTestRuntime(() => writeFiles({ 'done.txt': 'done\n' }), { isolated: true });
+    const { projectId, gate } = await gatedProject();
     const run = await t.runtime.startRun(projectId);
     await t.waitForEvent(projectId, (e) => e.type === 'agent.state_changed' && (e.data as { state: unknown }).state === 'testing');
     expect(t.model.requests).toHaveLength(1);
 
     await t.restart();
-    expect((await t.runtime.getRun(projectId, run.id)).status).toBe('running');
+    // Restored, not rebuilt: the task never went back to the queue.
+    expect((await t.runtime.getTask(projectId, 'a')).status).toBe('in_progress');
+    expect(t.runtime.host(projectId)?.actor.getSnapshot().children['backend-1']).toBeDefined();
+    await writeFile(gate, '');
+    const end = await t.runEnd(projectId, run.id);
+    expect(end.type).toBe('run.completed');
+    expect(t.model.requests).toHaveLength(1);
+    expect((await t.events(projectId)).filter((e) => e.type === 'llm.usage')).toHaveLength(1);
+    const changes = (await t.events(projectId)).filter((e) => e.type === 'task.status_changed').map((e) => (e.data as { to: string }).to);
+    expect(changes).toEqual(['in_progress', 'completed']);
+    expect(await t.runtime.getTask(projectId, 'a')).toMatchObject({ status: 'completed', attempts: 1 });
+  });
+
+  it('when the machines changed version, the run is rebuilt from the task rows: in-flight work is re-queued and the recorded answer reused', async () => {
+    t = await startTestRuntime(() => writeFiles({ 'done.txt': 'done\n' }), { isolated: true });
+    const { projectId, gate } = await gatedProject();
+    const run = await t.runtime.startRun(projectId);
+    await t.waitForEvent(projectId, (e) => e.type === 'agent.state_changed' && (e.data as { state: unknown }).state === 'testing');
+    await t.runtime.stop();
+    // As if the new process shipped a newer lead machine than the one that wrote the snapshot.
+    await t.store.db.update(actorSnapshots).set({ machineVersion: 0 }).where(eq(actorSnapshots.runId, run.id));
+
+    await t.restart();
     await t.waitForEvent(projectId, (e) => e.type === 'task.status_changed' && (e.data as { from: string; to: string }).from === 'in_progress' && (e.data as { to: string }).to === 'pending');
     await writeFile(gate, '');
     const end = await t.runEnd(projectId, run.id);
     expect(end.type).toBe('run.completed');
     expect(t.model.requests).toHaveLength(1);
-    const calls = (await t.events(projectId)).filter((e) => e.type === 'llm.usage');
-    expect(calls).toHaveLength(1);
+    expect((await t.events(projectId)).filter((e) => e.type === 'llm.usage')).toHaveLength(1);
     expect(await t.runtime.getTask(projectId, 'a')).toMatchObject({ status: 'completed', attempts: 1 });
   });
 });

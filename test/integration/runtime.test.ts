@@ -2,6 +2,9 @@
  * The runtime's operations as the HTTP layer will call them: validation outcomes, races on
  * start, control in each run state, actor views and their persisted snapshots.
  */
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessagesRequest } from '../../src/scripted-model/server.ts';
 import { deferred } from '../support/deferred.ts';
@@ -54,6 +57,26 @@ describe('tasks', () => {
   });
 });
 
+describe('workspaces', () => {
+  it('with TROUPE_WORKSPACE_ROOT every workspace, the default one included, must resolve inside it', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'troupe-root-'));
+    try {
+      t = await startTestRuntime(ok, { workspaceRoot: root });
+      await expect(t.project({ name: 'default', testCommand: 'node --test' })).rejects.toMatchObject({
+        status: 400,
+        details: [{ path: 'workspace', message: expect.stringContaining('outside') as string }],
+      });
+      await expect(t.project({ name: 'out', testCommand: 'node --test', workspace: path.join(root, '..', 'elsewhere') })).rejects.toMatchObject({ status: 400 });
+      await expect(t.project({ name: 'sneaky', testCommand: 'node --test', workspace: `${root}-sibling` })).rejects.toMatchObject({ status: 400 });
+      const inside = await t.runtime.getProject(await t.project({ name: 'in', testCommand: 'node --test', workspace: path.join(root, 'calc') }));
+      expect(inside.workspace).toBe(path.join(await realpath(root), 'calc'));
+      expect(inside.config.isolation).toBe('worktree');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('runs', () => {
   it('two starts at once: exactly one wins, the other is 409; start with nothing to do is 422', async () => {
     t = await startTestRuntime(ok);
@@ -70,6 +93,25 @@ describe('runs', () => {
     expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
     expect(await t.runtime.listRuns(projectId)).toHaveLength(1);
     await expect(t.runtime.startRun(projectId)).rejects.toMatchObject({ status: 422, message: expect.stringContaining('nothing to do') as string });
+  });
+
+  it('tasks added while a run is active are picked up by its lead and the run completes them all', async () => {
+    const release = deferred();
+    t = await startTestRuntime(async (req) => {
+      if (req.taskKey === 'first') await release.promise;
+      return ok(req);
+    });
+    const projectId = await t.project({ name: 'grow', testCommand: 'node --test' });
+    await t.addTasks(projectId, [{ key: 'first', title: 'First', description: '' }]);
+    const run = await t.runtime.startRun(projectId);
+    await t.model.waitForRequest((r) => r.taskKey === 'first');
+    await t.addTasks(projectId, [{ key: 'second', title: 'Second', description: '', dependsOn: ['first'] }]);
+    release.resolve();
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
+    expect((await t.runtime.listTasks(projectId)).map((x) => [x.key, x.status])).toEqual([
+      ['first', 'completed'],
+      ['second', 'completed'],
+    ]);
   });
 
   it('dispatches ready tasks by priority, then age', async () => {
@@ -141,7 +183,12 @@ describe('actors', () => {
     expect(lead.snapshot).toMatchObject({ value: 'completed', status: 'done' });
     expect(JSON.stringify(lead.snapshot)).not.toContain('sk-test-not-a-secret');
     await expect(t.runtime.getActor(projectId, 'backend-9')).rejects.toMatchObject({ status: 404 });
-    const states = (await t.events(projectId)).filter((e) => e.type === 'agent.state_changed' && e.agentId === 'backend-1').map((e) => (e.data as { state: unknown }).state);
+    const events = await t.events(projectId);
+    const states = events.filter((e) => e.type === 'agent.state_changed' && e.agentId === 'backend-1').map((e) => (e.data as { state: unknown }).state);
     expect(states).toEqual(['idle', 'preparing', 'generating', 'applying', 'testing', 'committing', 'idle']);
+    // The lead's state changes come before the writes they lead to.
+    const finishing = events.find((e) => e.type === 'agent.state_changed' && e.agentId === 'lead' && (e.data as { state: unknown }).state === 'finishing')!;
+    const completed = events.find((e) => e.type === 'run.completed')!;
+    expect(finishing.seq).toBeLessThan(completed.seq);
   });
 });

@@ -20,7 +20,7 @@ describe('lead machine (fake effects)', () => {
         expect(completedAt, `${dep} completes before ${t.key} starts`).toBeLessThan(assignedAt);
       }
     }
-    expect(h.intents().at(-1)).toEqual({ type: 'run', status: 'completed', summary: 'all 7 task(s) completed' });
+    expect(h.intents().at(-1)).toEqual({ type: 'run', status: 'completed', summary: 'all 7 task(s) completed', knownKeys: tasks.map((t) => t.key) });
   });
 
   it('corrects a failing attempt: testing → correcting → generating, then completes', async () => {
@@ -57,11 +57,16 @@ describe('lead machine (fake effects)', () => {
 
     // Retry: a fresh epoch starts at attempt 1; the fake's 4th step for `a` passes.
     expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'x' })).toBe(false);
-    // b is blocked behind a: retrying it alone could not work.
-    expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'b' })).toBe(false);
+    // c is blocked behind b, itself behind a: retrying c re-queues a (the root) as well.
+    expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'c' })).toBe(true);
     expect(h.actor.getSnapshot().can({ type: 'RETRY', key: 'a', guidance: 'try harder' })).toBe(true);
-    h.actor.send({ type: 'RETRY', key: 'a', guidance: 'try harder' });
-    expect(h.intents()).toContainEqual({ type: 'requeue', taskId: 'id-a', key: 'a', newEpoch: true, guidance: 'try harder' });
+    h.actor.send({ type: 'RETRY', key: 'c', guidance: 'try harder' });
+    const requeued = h.intents().filter((i) => i.type === 'requeue');
+    expect(requeued).toEqual([
+      { type: 'requeue', taskId: 'id-a', key: 'a', newEpoch: true, guidance: undefined },
+      { type: 'requeue', taskId: 'id-c', key: 'c', newEpoch: true, guidance: 'try harder' },
+      { type: 'requeue', taskId: 'id-b', key: 'b', newEpoch: false },
+    ]);
     await waitFor(h.actor, (s) => s.status === 'done');
     expect(h.actor.getSnapshot().value).toBe('completed');
     expect(h.intents()).toContainEqual({ type: 'run', status: 'running' });
@@ -204,6 +209,17 @@ describe('lead machine (fake effects)', () => {
     const fail = h.intents().find((i) => i.type === 'fail') as { key: string; detail: string } | undefined;
     expect(fail?.key).toBe('a');
     expect(fail?.detail).toMatch(/^worker backend-\d crashed: .*boom/);
+  });
+
+  it('does not end the run while the project has tasks the lead did not know: it takes them and goes on', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a')] }, { foundOnFinish: [task('late', ['a'])] });
+    h.actor.start();
+    const snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('completed');
+    expect(snap.context.tasks.late!.status).toBe('completed');
+    const runs = h.intents().filter((i) => i.type === 'run');
+    expect(runs.map((r) => (r as { status: string }).status)).toEqual(['completed', 'completed']);
+    expect((runs[1] as { knownKeys: string[] }).knownKeys).toEqual(['a', 'late']);
   });
 
   it('plans from a goal, then runs the plan', async () => {

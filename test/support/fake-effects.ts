@@ -5,7 +5,7 @@
  */
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { Intent, IntentResult } from '../../src/machines/lead-logic.ts';
-import { leadMachine, type LeadInput, type LeadSettings, type PersistInput, type PlanInput, type PlanOutput } from '../../src/machines/lead.ts';
+import { leadMachine, type LeadInput, type LeadSettings, type PersistInput, type PersistOutput, type PlanInput, type PlanOutput } from '../../src/machines/lead.ts';
 import type { TaskView, TestStatus } from '../../src/machines/types.ts';
 import {
   workerMachine,
@@ -39,6 +39,8 @@ export interface FakeScript {
   crashWorker?: boolean;
   /** Make some writes lose their race. */
   persist?: (intents: Intent[]) => IntentResult[];
+  /** Tasks the database has but the lead does not know, found by its first finishing write. */
+  foundOnFinish?: TaskView[];
 }
 
 export interface Call {
@@ -184,8 +186,14 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
       plan: fromPromise(async ({ input }: { input: PlanInput }) =>
         script.plan ? script.plan(input) : { kind: 'invalid' as const, reason: 'no planner' },
       ),
-      persist: fromPromise(async ({ input }: { input: PersistInput }) => {
+      persist: fromPromise<PersistOutput, PersistInput>(async ({ input }) => {
         writes.push(input.intents);
+        const finishing = input.intents.find((i) => i.type === 'run' && i.knownKeys);
+        if (finishing && script.foundOnFinish) {
+          const added = script.foundOnFinish;
+          script.foundOnFinish = undefined;
+          return { results: [{ applied: false }], added };
+        }
         return { results: script.persist ? script.persist(input.intents) : input.intents.map(() => ({ applied: true })) };
       }),
     },

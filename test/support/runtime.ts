@@ -40,6 +40,7 @@ export interface TestRuntimeOptions {
   timeoutMs?: number;
   /** A database of its own (needed by tests that resume runs). */
   isolated?: boolean;
+  workspaceRoot?: string;
 }
 
 export async function startTestRuntime(respond: Responder, opts: TestRuntimeOptions = {}): Promise<TestRuntime> {
@@ -57,6 +58,7 @@ export async function startTestRuntime(respond: Responder, opts: TestRuntimeOpti
       dataDir,
       childEnv: childEnvFrom(process.env),
       modelTimeoutMs: opts.timeoutMs,
+      workspaceRoot: opts.workspaceRoot,
       resume,
     });
     await runtime.start();

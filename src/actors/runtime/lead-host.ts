@@ -3,7 +3,7 @@
  * snapshot (persisting them, coalesced), and makes sure the run ends with a reason however the
  * actor ends — a lead that crashes still leaves a `failed` run and no task `in_progress`.
  */
-import { createActor, waitFor, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { createActor, waitFor, type Actor, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
 import { withDbRetry } from '../../db/retry.ts';
 import { coerceError } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
@@ -19,6 +19,8 @@ export type Inspector = (event: InspectionEvent, scope: { projectId: string; run
 export interface LeadHostOptions {
   machine: LeadMachine;
   input: LeadInput;
+  /** A persisted snapshot to continue from (its in-flight effects start again from scratch). */
+  snapshot?: Snapshot<unknown> | undefined;
   outbox: Outbox;
   logger: Logger;
   inspectors?: readonly Inspector[];
@@ -37,6 +39,7 @@ export class LeadHost {
   private readonly snapshots: SnapshotWriter;
   private stopped = false;
   private resolveEnded!: () => void;
+  private readonly disposers: (() => void)[] = [];
 
   constructor(private readonly options: LeadHostOptions) {
     this.projectId = options.input.projectId;
@@ -49,6 +52,7 @@ export class LeadHost {
     this.actor = createActor(options.machine, {
       id: 'lead',
       input: options.input,
+      ...(options.snapshot ? { snapshot: options.snapshot } : {}),
       inspect: (ev) => this.inspect(ev),
     });
     this.actor.subscribe({
@@ -63,6 +67,25 @@ export class LeadHost {
 
   start(): void {
     this.actor.start();
+  }
+
+  /** Runs `fn` once the host stops or its lead ends (subscriptions tied to the lead's life). */
+  onDispose(fn: () => void): void {
+    this.disposers.push(fn);
+  }
+
+  private dispose(): void {
+    for (const fn of this.disposers.splice(0)) fn();
+  }
+
+  /** Writes the lead's pending `agent.state_changed` events: called before each of its own writes. */
+  flushStateEvents(): Promise<void> {
+    return this.snapshots.flushStateEvents();
+  }
+
+  /** Keys of the tasks the lead knows. */
+  knows(key: string): boolean {
+    return key in this.actor.getSnapshot().context.tasks;
   }
 
   /** Would the lead accept this event in its current state? (Guards included.) */
@@ -92,14 +115,17 @@ export class LeadHost {
     return runStatusOf(this.actor.getSnapshot());
   }
 
-  /** Stops the actors (their effects are aborted) and waits for the snapshot writes. */
+  /**
+   * Stops the actors (their effects are aborted). The snapshots written last are the ones from
+   * before the stop — an active lead, restorable by the next process — not a `stopped` one.
+   */
   async stop(): Promise<void> {
-    if (!this.stopped) {
-      this.stopped = true;
-      this.actor.stop();
-    }
+    if (this.stopped) return;
+    this.stopped = true;
+    this.dispose();
     await this.snapshots.settle();
     this.snapshots.close();
+    this.actor.stop();
   }
 
   private inspect(ev: InspectionEvent): void {
@@ -130,6 +156,7 @@ export class LeadHost {
         this.options.logger.error({ err: coerceError(e), runId: this.runId }, 'cannot record the failed run'),
       );
     }
+    this.dispose();
     await this.snapshots.settle();
     this.resolveEnded();
   }

@@ -4,18 +4,18 @@
  * is a lost race: the intent is not applied and the lead learns the status the database has.
  * Terminal run statuses are final: nothing moves a completed, cancelled or failed run again.
  */
-import { and, eq, inArray, notInArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import { fromPromise } from 'xstate';
 import type { Tx } from '../../db/client.ts';
-import { statusCounts } from '../../db/queries.ts';
+import { dependencyKeys, statusCounts, tasksOf } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { agents, runs, taskDependencies, tasks } from '../../db/schema.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
 import { event, type EventType } from '../../events/types.ts';
 import type { Intent, IntentResult } from '../../machines/lead-logic.ts';
 import type { PersistInput, PersistOutput } from '../../machines/lead.ts';
-import type { BlockedReason, RunStatus, TaskStatus } from '../../machines/types.ts';
-import { progressFrom } from './views.ts';
+import type { BlockedReason, RunStatus, TaskStatus, TaskView } from '../../machines/types.ts';
+import { progressFrom, taskViewOf } from './views.ts';
 
 const FINAL_RUN: RunStatus[] = ['completed', 'cancelled', 'failed'];
 const RUN_EVENT: Record<RunStatus, EventType | null> = {
@@ -34,11 +34,16 @@ interface Scope {
   runId: string;
 }
 
-export function createPersist(outbox: Outbox) {
-  return fromPromise<PersistOutput, PersistInput>(({ input }) =>
+/**
+ * @param before runs before each batch: the runtime writes the lead's pending state-change events
+ * there, so `agent.state_changed {state: finishing}` comes before `run.completed`, not after.
+ */
+export function createPersist(outbox: Outbox, before: (input: PersistInput) => Promise<void> = () => Promise.resolve()) {
+  return fromPromise<PersistOutput, PersistInput>(async ({ input }) => {
+    await before(input);
     // Idempotent by construction (guarded updates): safe to repeat after a lost connection.
-    withDbRetry(() => outbox.transact((tx, emit) => persistBatch(tx, emit, input))),
-  );
+    return withDbRetry(() => outbox.transact((tx, emit) => persistBatch(tx, emit, input)));
+  });
 }
 
 export async function persistBatch(tx: Tx, emit: Emit, input: PersistInput): Promise<PersistOutput> {
@@ -46,9 +51,15 @@ export async function persistBatch(tx: Tx, emit: Emit, input: PersistInput): Pro
   const results: IntentResult[] = [];
   let taskChanged = false;
   for (const intent of input.intents) {
+    if (intent.type === 'run' && intent.knownKeys) {
+      // A run ends only when the lead knows every task of the project: tasks added meanwhile
+      // (by any process) keep it going.
+      const added = await unknownTasks(tx, input.projectId, intent.knownKeys);
+      if (added.length > 0) return { results: [...results, { applied: false }], added };
+    }
     const result = await applyIntent(tx, emit, scope, intent);
-    if (result.applied && 'key' in intent && intent.type !== 'attempt') taskChanged = true;
-    results.push(result);
+    if (result.applied && !result.replayed && 'key' in intent && intent.type !== 'attempt') taskChanged = true;
+    results.push({ applied: result.applied, status: result.status });
   }
   if (taskChanged) {
     const counts = await statusCounts(tx, [scope.projectId]);
@@ -57,49 +68,81 @@ export async function persistBatch(tx: Tx, emit: Emit, input: PersistInput): Pro
   return { results };
 }
 
-/** Moves a task from one of `from` to `to` (row-locked first, so `from` in the event is true). */
+interface Transition {
+  applied: boolean;
+  /** The row was already where this intent leads: a batch written before a crash, run again. */
+  replayed: boolean;
+  from: TaskStatus | null;
+  status: TaskStatus | null;
+}
+
+type TaskRowState = { status: string; agentId: string | null; blockedReason: string | null };
+
+/**
+ * Moves a task from one of `from` to `set.status` (row-locked first, so `from` in the event is
+ * true). A row already in the target state (`already`) counts as applied but replayed: a restored
+ * lead may write a batch again that had committed before the crash, and must neither fail on it
+ * nor report it twice.
+ */
 async function transition(
   tx: Tx,
   taskId: string,
   from: readonly TaskStatus[],
   set: Partial<typeof tasks.$inferInsert> & { status: TaskStatus },
+  already: (row: TaskRowState) => boolean,
   extraGuard?: ReturnType<typeof sql>,
-): Promise<{ applied: boolean; from: TaskStatus | null; status: TaskStatus | null }> {
-  const [current] = await tx.select({ status: tasks.status }).from(tasks).where(eq(tasks.id, taskId)).for('update');
-  if (!current) return { applied: false, from: null, status: null };
+): Promise<Transition> {
+  const [current] = await tx
+    .select({ status: tasks.status, agentId: tasks.agentId, blockedReason: tasks.blockedReason })
+    .from(tasks)
+    .where(eq(tasks.id, taskId))
+    .for('update');
+  if (!current) return { applied: false, replayed: false, from: null, status: null };
   const was = current.status as TaskStatus;
-  if (!from.includes(was)) return { applied: false, from: was, status: was };
+  if (already(current)) return { applied: true, replayed: true, from: was, status: was };
+  if (!from.includes(was)) return { applied: false, replayed: false, from: was, status: was };
   const where = extraGuard ? and(eq(tasks.id, taskId), extraGuard) : eq(tasks.id, taskId);
   const updated = await tx.update(tasks).set(set).where(where).returning({ id: tasks.id });
-  if (updated.length === 0) return { applied: false, from: was, status: was };
-  return { applied: true, from: was, status: set.status };
+  if (updated.length === 0) return { applied: false, replayed: false, from: was, status: was };
+  return { applied: true, replayed: false, from: was, status: set.status };
 }
 
-async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Promise<IntentResult> {
+const fresh = (r: Transition) => r.applied && !r.replayed;
+
+async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Promise<IntentResult & { replayed?: boolean }> {
   switch (intent.type) {
     case 'assign': {
       // The database, not only the lead's memory, refuses a task whose dependencies are not all completed.
       const depsDone = sql`not exists (select 1 from ${taskDependencies} d join ${tasks} dt on dt.id = d.depends_on_id
         where d.task_id = ${intent.taskId} and dt.status <> 'completed')`;
-      const r = await transition(tx, intent.taskId, ['pending'], { status: 'in_progress', agentId: intent.agentId, startedAt: new Date(), completedAt: null }, depsDone);
-      if (!r.applied) return r;
+      const r = await transition(
+        tx,
+        intent.taskId,
+        ['pending'],
+        { status: 'in_progress', agentId: intent.agentId, startedAt: new Date(), completedAt: null },
+        (row) => row.status === 'in_progress' && row.agentId === intent.agentId,
+        depsDone,
+      );
+      if (!fresh(r)) return r;
       if (intent.newAgent) {
-        await tx
+        const created = await tx
           .insert(agents)
           .values({ projectId: scope.projectId, runId: scope.runId, agentId: intent.agentId, kind: 'worker', agentType: intent.agentType })
-          .onConflictDoNothing();
-        emit(event('agent.created', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
+          .onConflictDoNothing()
+          .returning({ agentId: agents.agentId });
+        if (created.length > 0) emit(event('agent.created', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
       }
       emitStatus(emit, scope, intent.taskId, intent.key, 'pending', 'in_progress', { agentId: intent.agentId });
       emit(event('task.assigned', { key: intent.key, agentId: intent.agentId }, { ...scope, taskId: intent.taskId, agentId: intent.agentId }));
       return r;
     }
     case 'retire': {
-      await tx
+      const retired = await tx
         .update(agents)
         .set({ retiredAt: new Date() })
-        .where(and(eq(agents.runId, scope.runId), eq(agents.agentId, intent.agentId)));
-      emit(event('agent.retired', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
+        .where(and(eq(agents.runId, scope.runId), eq(agents.agentId, intent.agentId), isNull(agents.retiredAt)))
+        .returning({ agentId: agents.agentId });
+      if (retired.length > 0) emit(event('agent.retired', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
       return { applied: true };
     }
     case 'attempt': {
@@ -119,24 +162,24 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
         verified: intent.verified,
         blockedReason: null,
         reason: intent.verified ? null : 'completed without verification: the test command found no tests',
-      });
-      if (r.applied) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'completed');
+      }, (row) => row.status === 'completed');
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'completed');
       return r;
     }
     case 'block': {
       const from: TaskStatus[] = intent.reason === 'dependency_failed' ? ['pending'] : ['in_progress'];
-      const r = await transition(tx, intent.taskId, from, { status: 'blocked', blockedReason: intent.reason, reason: intent.detail });
-      if (r.applied) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'blocked', { blockedReason: intent.reason, reason: intent.detail });
+      const r = await transition(tx, intent.taskId, from, { status: 'blocked', blockedReason: intent.reason, reason: intent.detail }, (row) => row.status === 'blocked' && row.blockedReason === intent.reason);
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'blocked', { blockedReason: intent.reason, reason: intent.detail });
       return r;
     }
     case 'fail': {
-      const r = await transition(tx, intent.taskId, ['in_progress'], { status: 'failed', reason: intent.detail });
-      if (r.applied) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'failed', { reason: intent.detail });
+      const r = await transition(tx, intent.taskId, ['in_progress'], { status: 'failed', reason: intent.detail }, (row) => row.status === 'failed');
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'failed', { reason: intent.detail });
       return r;
     }
     case 'cancel': {
-      const r = await transition(tx, intent.taskId, ['pending', 'in_progress'], { status: 'cancelled', reason: 'cancelled' });
-      if (r.applied) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'cancelled');
+      const r = await transition(tx, intent.taskId, ['pending', 'in_progress'], { status: 'cancelled', reason: 'cancelled' }, (row) => row.status === 'cancelled');
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'cancelled');
       return r;
     }
     case 'requeue': {
@@ -153,13 +196,13 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
         set.attempts = 0;
         if (intent.guidance) set.guidance = intent.guidance;
       }
-      const r = await transition(tx, intent.taskId, ['failed', 'blocked', 'cancelled'], set);
-      if (r.applied) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'pending');
+      const r = await transition(tx, intent.taskId, ['failed', 'blocked', 'cancelled'], set, (row) => row.status === 'pending');
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'pending');
       return r;
     }
     case 'release': {
-      const r = await transition(tx, intent.taskId, ['in_progress'], { status: 'pending', agentId: null });
-      if (r.applied) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'pending');
+      const r = await transition(tx, intent.taskId, ['in_progress'], { status: 'pending', agentId: null }, (row) => row.status === 'pending');
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'pending');
       return r;
     }
     case 'run':
@@ -168,6 +211,15 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
       emit(event('budget.exceeded', { spentUsd: intent.spentUsd, budgetUsd: intent.budgetUsd }, scope));
       return { applied: true };
   }
+}
+
+async function unknownTasks(tx: Tx, projectId: string, knownKeys: string[]): Promise<TaskView[]> {
+  const rows = await tasksOf(tx, projectId);
+  const known = new Set(knownKeys);
+  const fresh = rows.filter((r) => !known.has(r.key));
+  if (fresh.length === 0) return [];
+  const deps = await dependencyKeys(tx, projectId);
+  return fresh.map((r) => taskViewOf(r, deps.get(r.id) ?? []));
 }
 
 /** Moves the run (never out of a final status) and emits its event. */

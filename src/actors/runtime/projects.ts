@@ -66,11 +66,12 @@ export class ProjectService {
   private async prepareWorkspace(given: string | undefined, id: string): Promise<{ path: string; git: boolean }> {
     const dir = path.resolve(given ?? path.join(this.o.dataDir, 'workspaces', id));
     const root = this.o.workspaceRoot;
-    if (root && given !== undefined) {
+    if (root) {
       const realRoot = await fs.realpath(root).catch(() => path.resolve(root));
       const parent = await realParent(dir);
       if (parent !== realRoot && !parent.startsWith(realRoot + path.sep)) {
-        throw invalid('workspace is outside TROUPE_WORKSPACE_ROOT', [{ path: 'workspace', message: `must be inside ${realRoot}` }]);
+        const why = given === undefined ? `the default workspace ${dir} is outside ${realRoot}: give a workspace inside it` : `must be inside ${realRoot}`;
+        throw invalid('workspace is outside TROUPE_WORKSPACE_ROOT', [{ path: 'workspace', message: why }]);
       }
     }
     const exists = await fs.stat(dir).then((s) => s, () => null);

@@ -216,21 +216,27 @@ export async function insertTasks(tx: Tx, emit: Emit, projectId: string, runId: 
     .returning();
   inserted.sort((a, b) => a.ordinal - b.ordinal);
   // Dependencies may name tasks of this request or tasks already in the project.
+  const ordinal = new Map(inserted.map((r) => [r.key, r.ordinal]));
   const wanted = [...new Set(list.flatMap((t) => t.dependsOn).filter((k) => !ids.has(k)))];
   if (wanted.length > 0) {
     const existing = await tx
-      .select({ id: tasks.id, key: tasks.key })
+      .select({ id: tasks.id, key: tasks.key, ordinal: tasks.ordinal })
       .from(tasks)
       .where(and(eq(tasks.projectId, projectId), inArray(tasks.key, wanted)));
-    for (const e of existing) ids.set(e.key, e.id);
+    for (const e of existing) {
+      ids.set(e.key, e.id);
+      ordinal.set(e.key, e.ordinal);
+    }
   }
+  // Dependencies are listed by age everywhere (Task.dependsOn too), whatever the request's order.
+  const byAge = (keys: string[]) => [...keys].sort((a, b) => (ordinal.get(a) ?? 0) - (ordinal.get(b) ?? 0));
   const edges = list.flatMap((t) => t.dependsOn.map((d) => ({ taskId: ids.get(t.key)!, dependsOnId: ids.get(d)! })));
   if (edges.length > 0) await tx.insert(taskDependencies).values(edges);
   for (const t of list) {
     emit(
       event(
         'task.created',
-        { key: t.key, title: t.title, agentType: t.agentType as 'backend', dependsOn: t.dependsOn },
+        { key: t.key, title: t.title, agentType: t.agentType as 'backend', dependsOn: byAge(t.dependsOn) },
         { projectId, runId, taskId: ids.get(t.key)! },
       ),
     );

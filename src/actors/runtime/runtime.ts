@@ -7,11 +7,10 @@
 import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
 import { eq, sql } from 'drizzle-orm';
-import type { AnyActorRef, AnyStateMachine } from 'xstate';
+import type { AnyActorRef, AnyStateMachine, Snapshot } from 'xstate';
 import type { Store } from '../../db/client.ts';
 import {
   actorsOfRun,
-  activeRuns,
   dependencyKeys,
   latestRuns,
   runById,
@@ -26,7 +25,7 @@ import {
 import { withDbRetry } from '../../db/retry.ts';
 import { agents, runs } from '../../db/schema.ts';
 import type { CreateProject, PatchProject, ProjectConfig, TaskInput } from '../../domain/inputs.ts';
-import { conflict, notFound, TroupeError, unprocessable } from '../../errors.ts';
+import { coerceError, conflict, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
 import { Outbox } from '../../events/outbox.ts';
 import { readEvents } from '../../events/log.ts';
@@ -44,6 +43,7 @@ import { InspectionHub, type InspectionListener } from './inspection.ts';
 import { LeadHost, type Inspector } from './lead-host.ts';
 import { createPersist, persistBatch } from './lead-writer.ts';
 import { createKeyedMutex } from '../keyed-mutex.ts';
+import { Leases } from './leases.ts';
 import { ProjectService } from './projects.ts';
 import { createRecords } from './records.ts';
 import { sanitize } from './sanitize.ts';
@@ -60,8 +60,10 @@ export interface RuntimeOptions {
   maxTokens?: number;
   modelTimeoutMs?: number;
   inspectors?: Inspector[];
-  /** Resume runs a previous process left active (default true; off for tests sharing a database). */
+  /** Resume runs a previous process left active, and adopt runs whose owner died (default true; off for tests sharing a database). */
   resume?: boolean;
+  /** Lease on each hosted run, renewed every third of it (default 30 s). */
+  leaseMs?: number;
 }
 
 const ACTIVE: ReadonlySet<RunStatus> = new Set(['planning', 'running', 'pausing', 'paused']);
@@ -79,9 +81,13 @@ export class Runtime {
   private readonly inspection = new InspectionHub();
   private accepting = true;
   private stopping: Promise<void> | null = null;
+  readonly leases: Leases;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | null = null;
 
   constructor(private readonly o: RuntimeOptions) {
     this.outbox = new Outbox(o.store, o.bus);
+    this.leases = new Leases(o.store.db, o.leaseMs ?? 30_000);
     this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot });
     const records = createRecords(this.outbox);
     const model = { client: o.client, journal: records, timeoutMs: o.modelTimeoutMs };
@@ -101,7 +107,7 @@ export class Runtime {
     this.machine = leadMachine.provide({
       actors: {
         worker,
-        persist: createPersist(this.outbox),
+        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.flushStateEvents()),
         plan: createPlan({ ...model, budget: records, plans: records, maxTokens }),
       },
     });
@@ -111,13 +117,42 @@ export class Runtime {
     return this.o.store.db;
   }
 
-  /** Continues every run a previous process left active (its in-flight tasks go back to the queue). */
+  /**
+   * Continues every active run that no live process holds (left by a previous process, or by one
+   * that died), then keeps the leases of its runs fresh and keeps adopting orphans.
+   */
   async start(): Promise<void> {
     await this.o.bus.start();
-    if (this.o.resume === false) return;
-    for (const run of await activeRuns(this.db)) {
+    if (this.o.resume !== false) await this.adoptOrphans();
+    this.heartbeat = setInterval(() => {
+      this.beating ??= this.beat().finally(() => (this.beating = null));
+    }, Math.max(50, this.leases.leaseMs / 3));
+    this.heartbeat.unref();
+  }
+
+  /** One heartbeat: renew the leases held, let go of runs lost to another process, adopt orphans. */
+  private async beat(): Promise<void> {
+    try {
+      const hosted = [...this.hosts.values()];
+      const lost = new Set(await this.leases.renew(hosted.map((h) => h.runId)));
+      for (const host of hosted.filter((h) => lost.has(h.runId))) {
+        // Another process holds the run now (this one stalled past its lease): stop, write nothing.
+        this.o.logger.warn({ runId: host.runId, projectId: host.projectId }, 'lease lost: another process executes the run');
+        if (this.hosts.get(host.projectId) === host) this.hosts.delete(host.projectId);
+        await host.stop();
+      }
+      if (this.o.resume !== false && this.accepting) await this.adoptOrphans();
+    } catch (e) {
+      this.o.logger.warn({ err: coerceError(e) }, 'lease heartbeat failed');
+    }
+  }
+
+  private async adoptOrphans(): Promise<void> {
+    for (const run of await this.leases.orphans()) {
+      if (this.hosts.get(run.projectId)?.runId === run.id) continue;
+      if (!(await this.leases.claim(run.id))) continue;
       const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
-      await this.launch(run, start);
+      await this.launch(run, start).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), runId: run.id }, 'cannot resume run'));
     }
   }
 
@@ -125,9 +160,13 @@ export class Runtime {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.accepting = false;
+      clearInterval(this.heartbeat);
+      await this.beating;
       await Promise.all([...this.hosts.values()].map((h) => h.stop()));
       this.hosts.clear();
       await this.outbox.drain();
+      // Others may take the runs over at once instead of waiting for the leases to expire.
+      await this.leases.releaseAll().catch((e: unknown) => this.o.logger.warn({ err: coerceError(e) }, 'cannot release leases'));
     })();
     return this.stopping;
   }
@@ -166,7 +205,11 @@ export class Runtime {
 
   async updateProject(id: string, patch: PatchProject) {
     const row = await this.projects.patch(id, patch);
-    const host = await this.settledHost(id);
+    let host = await this.settledHost(id);
+    if (!host && patch.config?.budgetUsd !== undefined) {
+      const latest = (await latestRuns(this.db, [id])).get(id);
+      if (latest?.status === 'blocked' && !(await this.leases.holder(latest.id))) host = await this.launch(latest, 'blocked');
+    }
     if (host) {
       const e: LeadEvent = { type: 'SETTINGS_UPDATED', settings: settingsOf(row) };
       if (host.can(e)) host.send(e);
@@ -191,15 +234,8 @@ export class Runtime {
   async addTasks(projectId: string, inputs: TaskInput[]): Promise<TaskJson[]> {
     this.assertAccepting();
     const host = this.hosts.get(projectId);
-    const created = await this.projects.addTasks(projectId, inputs, host?.runId ?? null);
-    if (host) {
-      const deps = await dependencyKeys(this.db, projectId);
-      const rows = await tasksOf(this.db, projectId);
-      const views = rows.filter((r) => created.some((c) => c.id === r.id)).map((r) => taskViewOf(r, deps.get(r.id) ?? []));
-      const e: LeadEvent = { type: 'TASKS_ADDED', tasks: views };
-      if (host.can(e)) host.send(e);
-    }
-    return created;
+    // The lead hears of them through their `task.created` events (see watchNewTasks).
+    return this.projects.addTasks(projectId, inputs, host?.runId ?? null);
   }
 
   listTasks(projectId: string) {
@@ -222,10 +258,9 @@ export class Runtime {
     if (!['failed', 'blocked', 'cancelled'].includes(row.status)) {
       throw conflict(`task ${row.key} is ${row.status}: only failed, blocked or cancelled tasks can be retried`);
     }
-    const dead = await this.deadDependency(projectId, row.id);
-    if (dead) throw conflict(`task ${row.key} depends on ${dead.key}, which is ${dead.status}: retry ${dead.key} first`);
     let host = await this.settledHost(projectId);
     if (!host) {
+      await this.assertNotElsewhere(projectId);
       const latest = (await latestRuns(this.db, [projectId])).get(projectId);
       if (latest?.status === 'blocked') host = await this.launch(latest, 'blocked');
     }
@@ -253,18 +288,12 @@ export class Runtime {
       return { ...(await this.taskJson(projectId, row.id)), status: 'cancelled' };
     }
     if (host && host.runStatus() !== 'blocked') throw conflict(`the run is ${host.runStatus()}: it cannot cancel a task now`);
+    if (!host) await this.assertNotElsewhere(projectId);
     // No live lead owns the task: cancel it directly (guarded).
     await this.outbox.transact((tx, emit) =>
       persistBatch(tx, emit, { projectId, runId: host?.runId ?? '', intents: [{ type: 'cancel', taskId: row.id, key: row.key }] }),
     );
     return this.taskJson(projectId, row.id);
-  }
-
-  /** A dependency of the task that failed, is blocked or was cancelled, if any. */
-  private async deadDependency(projectId: string, taskId: string): Promise<{ key: string; status: string } | undefined> {
-    const [rows, deps] = await Promise.all([tasksOf(this.db, projectId), dependencyKeys(this.db, projectId)]);
-    const byKey = new Map(rows.map((r) => [r.key, r]));
-    return (deps.get(taskId) ?? []).map((k) => byKey.get(k)!).find((d) => d && ['failed', 'blocked', 'cancelled'].includes(d.status));
   }
 
   private async taskJson(projectId: string, taskId: string): Promise<TaskJson> {
@@ -307,7 +336,7 @@ export class Runtime {
       try {
         [row] = (await tx
           .insert(runs)
-          .values({ id: runId, projectId, status: plan ? 'planning' : 'running' })
+          .values({ id: runId, projectId, status: plan ? 'planning' : 'running', ...this.leases.fresh() })
           .returning()) as [RunRow];
       } catch (e) {
         if (pgCode(e) === '23505') throw conflict('a run is already active for this project');
@@ -340,7 +369,10 @@ export class Runtime {
   private async control(projectId: string, e: LeadEvent, what: string): Promise<RunJson> {
     await this.projects.row(projectId);
     const host = await this.settledHost(projectId);
-    if (!host) throw conflict(`there is no run to ${what.replace('be cancelled', 'cancel')}`);
+    if (!host) {
+      await this.assertNotElsewhere(projectId);
+      throw conflict(`there is no run to ${what.replace('be cancelled', 'cancel')}`);
+    }
     if (!host.can(e)) throw conflict(`the run is ${host.runStatus()}: it cannot ${what}`);
     host.send(e);
     const row = await runById(this.db, projectId, host.runId);
@@ -360,10 +392,16 @@ export class Runtime {
     return runJson(row);
   }
 
-  /** Starts a lead for `run` from the task rows. */
+  /**
+   * Starts a lead for `run`: restored from its persisted snapshot when one exists and both
+   * machines still have the versions it was written with; otherwise rebuilt from the task rows
+   * (in-flight tasks go back to the queue). Either way, recorded model answers are reused.
+   */
   private async launch(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
+    if (!(await this.leases.claim(run.id))) throw await this.elsewhere(run.id);
     const project = await this.projects.row(run.projectId);
-    await this.releaseStale(run);
+    const snapshot = await this.restorableSnapshot(run.id);
+    if (!snapshot) await this.releaseStale(run);
     const [taskRows, deps, seq] = await Promise.all([
       tasksOf(this.db, run.projectId),
       dependencyKeys(this.db, run.projectId),
@@ -374,6 +412,7 @@ export class Runtime {
       outbox: this.outbox,
       logger: this.o.logger.child({ projectId: run.projectId, runId: run.id }),
       inspectors: [(ev, scope) => this.inspection.observe(scope.projectId, ev), ...(this.o.inspectors ?? [])],
+      snapshot,
       input: {
         projectId: run.projectId,
         runId: run.id,
@@ -385,11 +424,67 @@ export class Runtime {
       },
     });
     this.hosts.set(run.projectId, host);
+    this.watchNewTasks(host);
     void host.ended.then(() => {
       if (this.hosts.get(run.projectId) === host) this.hosts.delete(run.projectId);
     });
     host.start();
     return host;
+  }
+
+  /**
+   * Tasks added while a run is active — through this process or another one — reach its lead
+   * from the event log: `task.created` events for tasks it does not know become TASKS_ADDED.
+   */
+  private watchNewTasks(host: LeadHost): void {
+    const pending = new Set<string>();
+    let loading = false;
+    const load = async () => {
+      loading = true;
+      try {
+        while (pending.size > 0) {
+          const keys = new Set(pending);
+          pending.clear();
+          const [rows, deps] = await Promise.all([tasksOf(this.db, host.projectId), dependencyKeys(this.db, host.projectId)]);
+          const views = rows.filter((r) => keys.has(r.key) && !host.knows(r.key)).map((r) => taskViewOf(r, deps.get(r.id) ?? []));
+          const e: LeadEvent = { type: 'TASKS_ADDED', tasks: views };
+          if (views.length > 0 && host.can(e)) host.send(e);
+        }
+      } catch (err) {
+        // The finishing write checks for unknown tasks anyway: nothing is lost.
+        this.o.logger.warn({ err: coerceError(err), projectId: host.projectId }, 'cannot load new tasks');
+      } finally {
+        loading = false;
+      }
+    };
+    const sub = this.o.bus.subscribe({ projectId: host.projectId, types: ['task.created'] }, (e) => {
+      const key = (e.data as { key: string }).key;
+      if (host.knows(key)) return;
+      pending.add(key);
+      if (!loading) void load();
+    });
+    host.onDispose(() => sub.close());
+  }
+
+  /** The 409 for a run another live process executes. */
+  private async elsewhere(runId: string): Promise<TroupeError> {
+    const holder = await this.leases.holder(runId);
+    return conflict(`the run is executed by another troupe process${holder ? ` (${holder})` : ''}: send control requests to it`, { owner: holder });
+  }
+
+  /** When no lead here hosts the project's run: is it because another process does? */
+  private async assertNotElsewhere(projectId: string): Promise<void> {
+    const latest = (await latestRuns(this.db, [projectId])).get(projectId);
+    if (latest && (await this.leases.holder(latest.id))) throw await this.elsewhere(latest.id);
+  }
+
+  /** The run's persisted lead snapshot, if it can be restored with today's machines. */
+  private async restorableSnapshot(runId: string): Promise<Snapshot<unknown> | undefined> {
+    const rows = await actorsOfRun(this.db, runId);
+    const lead = rows.find((r) => r.actorId === 'lead');
+    if (!lead || lead.machineVersion !== LEAD_MACHINE_VERSION || lead.status !== 'active') return undefined;
+    if (rows.some((r) => r.kind === 'worker' && r.machineVersion !== WORKER_MACHINE_VERSION)) return undefined;
+    return lead.snapshot as Snapshot<unknown>;
   }
 
   /** Before a lead takes a run over, nothing of it may look in flight (and `pausing` has ended). */

@@ -94,6 +94,11 @@ export class SnapshotWriter {
     this.closed = true;
   }
 
+  /** Writes reported state changes now, if any are waiting (so they precede what comes next). */
+  async flushStateEvents(): Promise<void> {
+    if (this.events.length > 0 || this.flushing) await this.settle();
+  }
+
   private async flushLoop(): Promise<void> {
     do {
       this.again = false;

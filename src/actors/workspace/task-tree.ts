@@ -103,6 +103,12 @@ export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
   const message = o.message.trim() || `troupe: ${o.key}`;
   if (o.isolation === 'shared') return commitShared(o, message);
   const treePath = worktreePath(o);
+  if (!existsSync(treePath)) {
+    // Run again after a crash that came after the merge and the cleanup: the branch tells.
+    const done = await alreadyMerged(o, message);
+    if (done) return done;
+    throw new Error(`the task's worktree is missing: ${treePath}`);
+  }
   const tree = gitOptions(o, treePath);
   await gitOk(['add', '-A'], tree);
   const staged = await git(['diff', '--cached', '--quiet'], tree);
@@ -115,6 +121,21 @@ export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
 export async function removeTaskTree(o: TaskTreeOptions): Promise<void> {
   if (o.isolation === 'shared') return;
   await withWorktreeAdmin(o.workspace, () => discardWorktree(o, worktreePath(o)));
+}
+
+/**
+ * The task's commit when its branch tip is a commit of this task (same message) already on the
+ * workspace branch; null otherwise.
+ */
+async function alreadyMerged(o: TaskTreeOptions, message: string): Promise<Extract<CommitResult, { status: 'committed' }> | null> {
+  const ws = gitOptions(o, o.workspace);
+  const tip = await git(['rev-parse', '-q', '--verify', `${taskBranch(o.key)}^{commit}`], ws);
+  if (tip.code !== 0) return null;
+  const sha = tip.stdout.trim();
+  if ((await git(['merge-base', '--is-ancestor', sha, 'HEAD'], ws)).code !== 0) return null;
+  if ((await gitOk(['log', '-1', '--format=%B', sha], ws)).trim() !== message) return null;
+  const files = splitZ(await gitOk(['diff-tree', '--no-commit-id', '--name-only', '-r', '-z', sha], ws));
+  return { status: 'committed', sha, files, message };
 }
 
 /**
@@ -140,7 +161,8 @@ async function mergeBack(o: CommitOptions, treePath: string, message: string): P
   const wsHead = (await gitOk(['rev-parse', 'HEAD'], ws)).trim();
   const tip = (await gitOk(['rev-parse', 'HEAD'], tree)).trim();
   if ((await git(['merge-base', '--is-ancestor', tip, wsHead], ws)).code === 0) {
-    return { status: 'committed', sha: wsHead, files: [], message };
+    // Nothing new (the task changed nothing), or merged already by a run before a crash.
+    return (await alreadyMerged(o, message)) ?? { status: 'committed', sha: wsHead, files: [], message };
   }
   let rebased = false;
   try {

@@ -58,6 +58,22 @@ describe('worktree isolation', () => {
     expect(sh(ws, 'worktree', 'list').split('\n')).toHaveLength(9);
   });
 
+  it('committing again after a crash that followed the merge returns the same commit (no new commit, no error)', async () => {
+    const tree = await prepareTaskTree(opts('replay'));
+    await write(tree.path, 'src/replay.js', 'x\n');
+    const first = await commit('replay');
+    expect(first).toMatchObject({ status: 'committed', files: ['src/replay.js'] });
+    const count = sh(ws, 'rev-list', '--count', 'HEAD');
+    // Crash before the cleanup: the worktree is still there.
+    expect(await commit('replay')).toEqual(first);
+    // Crash after the cleanup: the worktree is gone, the branch remains.
+    await removeTaskTree(opts('replay'));
+    expect(await commit('replay')).toEqual(first);
+    expect(sh(ws, 'rev-list', '--count', 'HEAD')).toBe(count);
+    // A different task's message does not pass for this one.
+    await expect(commit('replay', 'another message')).rejects.toThrow(/worktree is missing/);
+  });
+
   it('parallel tasks on different files both land as two linear commits; the next task starts from both', async () => {
     const base = sh(ws, 'rev-parse', 'HEAD');
     const [a, b] = await Promise.all([prepareTaskTree(opts('a')), prepareTaskTree(opts('b'))]);

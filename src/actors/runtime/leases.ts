@@ -1,0 +1,80 @@
+/**
+ * Run leases: with several `troupe serve` processes on one database, each active run is executed
+ * by exactly one of them. The owner's id and an expiry live on the run row; the owner renews the
+ * lease while it hosts the run. When a process dies its leases expire and another process takes
+ * the runs over (restoring their leads from the persisted snapshots). Graceful shutdown releases
+ * them at once. Postgres is the coordinator: nothing home-made beside it.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.ts';
+import type { RunRow } from '../../db/queries.ts';
+import { runs } from '../../db/schema.ts';
+
+/** Statuses whose lead is hosted by some process (blocked leads wait there for a retry). */
+export const HOSTED_STATUSES = ['planning', 'running', 'pausing', 'paused', 'blocked'] as const;
+
+export class Leases {
+  /** This process, as written in `runs.owner`. */
+  readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+  constructor(
+    private readonly db: Db,
+    /** How long a lease lasts without renewal. */
+    readonly leaseMs: number,
+  ) {}
+
+  private expiry() {
+    return sql`now() + (${this.leaseMs} * interval '1 millisecond')`;
+  }
+
+  /** Takes the run if nobody holds it (or this process already does, or the holder's lease expired). */
+  async claim(runId: string): Promise<boolean> {
+    const rows = await this.db
+      .update(runs)
+      .set({ owner: this.owner, leaseExpiresAt: this.expiry() })
+      .where(and(eq(runs.id, runId), or(isNull(runs.owner), eq(runs.owner, this.owner), lt(runs.leaseExpiresAt, sql`now()`))))
+      .returning({ id: runs.id });
+    return rows.length > 0;
+  }
+
+  /** Values for a run this process creates (it owns it from the start). */
+  fresh(): { owner: string; leaseExpiresAt: Date } {
+    return { owner: this.owner, leaseExpiresAt: this.expiry() as unknown as Date };
+  }
+
+  /** Extends the leases of `runIds`; returns the ones this process no longer holds. */
+  async renew(runIds: string[]): Promise<string[]> {
+    if (runIds.length === 0) return [];
+    const kept = await this.db
+      .update(runs)
+      .set({ leaseExpiresAt: this.expiry() })
+      .where(and(inArray(runs.id, runIds), eq(runs.owner, this.owner)))
+      .returning({ id: runs.id });
+    const held = new Set(kept.map((r) => r.id));
+    return runIds.filter((id) => !held.has(id));
+  }
+
+  /** Active or blocked runs that no live process holds: candidates for takeover. */
+  async orphans(): Promise<RunRow[]> {
+    return this.db
+      .select()
+      .from(runs)
+      .where(and(inArray(runs.status, [...HOSTED_STATUSES]), or(isNull(runs.owner), lt(runs.leaseExpiresAt, sql`now()`))));
+  }
+
+  /** The live holder of a run other than this process, if any. */
+  async holder(runId: string): Promise<string | null> {
+    const [row] = await this.db
+      .select({ owner: runs.owner, live: sql<boolean>`${runs.leaseExpiresAt} > now()` })
+      .from(runs)
+      .where(eq(runs.id, runId));
+    return row?.owner && row.owner !== this.owner && row.live ? row.owner : null;
+  }
+
+  /** Gives every lease of this process back (graceful shutdown: others may take over at once). */
+  async releaseAll(): Promise<void> {
+    await this.db.update(runs).set({ owner: null, leaseExpiresAt: null }).where(eq(runs.owner, this.owner));
+  }
+}
