@@ -5,7 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Postgres-only behaviour (LISTEN/NOTIFY across processes, restarts of the server) lives in
     // *.postgres.test.ts and runs in the Postgres pass only: nothing is reported as skipped.
-    exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**'] : ['node_modules/**', 'test/**/*.postgres.test.ts'],
+    exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**', 'test/faults/**'] : ['node_modules/**', 'test/faults/**', 'test/**/*.postgres.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     pool: 'forks',
     testTimeout: 30_000,

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { actorSnapshots } from '../../src/db/schema.ts';
 import type { Reply } from '../../src/scripted-model/server.ts';
+import { deferred } from '../support/deferred.ts';
 import { moduleWithTest, overloaded, writeFiles } from '../support/replies.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 
@@ -100,6 +101,33 @@ describe('model faults', () => {
     expect(task.corrections[0]).toMatchObject({ attempt: 1, status: 'succeeded', errorSummary: expect.stringMatching(/529/) as string });
   });
 
+  it('429 rate limits are retried by the SDK after the retry-after it was given', async () => {
+    let calls = 0;
+    t = await startTestRuntime(
+      (req) => (++calls === 1 ? { kind: 'error', status: 429, type: 'rate_limit_error', message: 'slow down', retryAfterMs: 20 } : moduleWithTest(req.taskKey!, 'ok')),
+      { maxRetries: 2 },
+    );
+    const projectId = await t.project({ name: 'limited', testCommand: 'node --test' });
+    await t.addTasks(projectId, [{ key: 'a', title: 'A', description: 'a' }]);
+    const run = await t.runtime.startRun(projectId);
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
+    expect(t.model.requests).toHaveLength(2);
+    expect((await t.runtime.getTask(projectId, 'a')).attempts).toBe(1);
+  });
+
+  it('a model call past its timeout is a failed attempt ("timed out"), and the correction goes on', async () => {
+    let calls = 0;
+    t = await startTestRuntime((req) => (++calls === 1 ? { kind: 'hang' } : moduleWithTest(req.taskKey!, 'ok')), { maxRetries: 0, timeoutMs: 1_000 });
+    const projectId = await t.project({ name: 'slow', testCommand: 'node --test' });
+    await t.addTasks(projectId, [{ key: 'a', title: 'A', description: 'a' }]);
+    const run = await t.runtime.startRun(projectId);
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
+    expect(t.model.requests[0]!.abortedAt).not.toBeNull();
+    const task = await t.runtime.getTask(projectId, 'a');
+    expect(task.attempts).toBe(2);
+    expect(task.corrections[0]!.errorSummary).toMatch(/timed out/);
+  });
+
   it('401 fails the task at once with the reason (no retries, no corrections) and blocks its dependents', async () => {
     t = await startTestRuntime(() => ({ kind: 'error', status: 401, type: 'authentication_error', message: 'invalid x-api-key' }));
     const projectId = await t.project({ name: 'auth', testCommand: 'node --test', config: { maxCorrectionAttempts: 3 } });
@@ -126,6 +154,45 @@ describe('model faults', () => {
     const run = await t.runtime.startRun(projectId);
     expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
     expect(t.model.requests[1]!.text).toContain('invalid write_files input');
+  });
+});
+
+describe('workspace and process faults', () => {
+  it('a workspace that disappears mid-run fails the task with the reason (no corrections burnt)', async () => {
+    const workspace = await tempDir();
+    const gone = deferred();
+    t = await startTestRuntime(async (req) => {
+      await gone.promise;
+      return moduleWithTest(req.taskKey!, 'ok');
+    });
+    const projectId = await t.project({ name: 'vanishing', testCommand: 'node --test', workspace, config: { maxCorrectionAttempts: 3 } });
+    await t.addTasks(projectId, [{ key: 'a', title: 'A', description: '' }]);
+    const run = await t.runtime.startRun(projectId);
+    await t.model.waitForRequest(() => true);
+    await rm(workspace, { recursive: true, force: true });
+    gone.resolve();
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.blocked');
+    const changes = (await t.events(projectId)).filter((e) => e.type === 'task.status_changed').map((e) => e.data as { to: string; reason?: string });
+    expect(changes.at(-1)).toMatchObject({ to: 'failed', reason: expect.stringMatching(/workspace missing/) as string });
+    expect(t.model.requests).toHaveLength(1);
+  });
+
+  it('a test command that crashes (killed by a signal) is an error, a failed attempt, not a pass', async () => {
+    t = await startTestRuntime((req) => moduleWithTest(req.taskKey!, 'ok'));
+    const projectId = await t.project({
+      name: 'crashing',
+      testCommand: ['node', '-e', "process.kill(process.pid, 'SIGSEGV')"],
+      config: { maxCorrectionAttempts: 1 },
+    });
+    await t.addTasks(projectId, [{ key: 'a', title: 'A', description: '' }]);
+    const run = await t.runtime.startRun(projectId);
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.blocked');
+    const results = (await t.events(projectId)).filter((e) => e.type === 'test.result').map((e) => e.data);
+    expect(results).toEqual([
+      expect.objectContaining({ status: 'error', verified: false }),
+      expect.objectContaining({ status: 'error', verified: false }),
+    ]);
+    expect(await t.runtime.getTask(projectId, 'a')).toMatchObject({ status: 'blocked', blockedReason: 'attempts_exhausted' });
   });
 });
 

@@ -41,6 +41,8 @@ export interface TestRuntimeOptions {
   /** A database of its own (needed by tests that resume runs). */
   isolated?: boolean;
   workspaceRoot?: string;
+  /** Environment of test commands and git (default: the allowlist of this process's env). */
+  childEnv?: Record<string, string>;
 }
 
 export async function startTestRuntime(respond: Responder, opts: TestRuntimeOptions = {}): Promise<TestRuntime> {
@@ -56,7 +58,7 @@ export async function startTestRuntime(respond: Responder, opts: TestRuntimeOpti
       logger: silentLogger,
       client,
       dataDir,
-      childEnv: childEnvFrom(process.env),
+      childEnv: opts.childEnv ?? childEnvFrom(process.env),
       modelTimeoutMs: opts.timeoutMs,
       workspaceRoot: opts.workspaceRoot,
       resume,

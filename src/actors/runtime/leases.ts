@@ -12,18 +12,23 @@ import type { Db } from '../../db/client.ts';
 import type { RunRow } from '../../db/queries.ts';
 import { runs } from '../../db/schema.ts';
 
-/** Statuses whose lead is hosted by some process (blocked leads wait there for a retry). */
-export const HOSTED_STATUSES = ['planning', 'running', 'pausing', 'paused', 'blocked'] as const;
+/** Runs that need a lead: a process adopts them when their owner is gone. */
+const ACTIVE_STATUSES = ['planning', 'running', 'pausing', 'paused'] as const;
+
+/** Owners alive in this process (several runtimes may share one process, in tests for one). */
+const LIVE_HERE = new Set<string>();
 
 export class Leases {
-  /** This process, as written in `runs.owner`. */
+  /** This runtime, as written in `runs.owner`: host, pid and a random part. */
   readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
   constructor(
     private readonly db: Db,
     /** How long a lease lasts without renewal. */
     readonly leaseMs: number,
-  ) {}
+  ) {
+    LIVE_HERE.add(this.owner);
+  }
 
   private expiry() {
     return sql`now() + (${this.leaseMs} * interval '1 millisecond')`;
@@ -56,12 +61,42 @@ export class Leases {
     return runIds.filter((id) => !held.has(id));
   }
 
-  /** Active or blocked runs that no live process holds: candidates for takeover. */
+  /**
+   * Active runs that no live process holds: their lease expired, or their owner is a process of
+   * this host that is gone (a restart after `kill -9` need not wait for the lease to run out).
+   */
   async orphans(): Promise<RunRow[]> {
-    return this.db
-      .select()
-      .from(runs)
-      .where(and(inArray(runs.status, [...HOSTED_STATUSES]), or(isNull(runs.owner), lt(runs.leaseExpiresAt, sql`now()`))));
+    const active = await this.db.select().from(runs).where(inArray(runs.status, [...ACTIVE_STATUSES]));
+    const now = Date.now();
+    return active.filter(
+      (r) => r.owner === null || (r.owner !== this.owner && ((r.leaseExpiresAt?.getTime() ?? 0) < now || this.deadHere(r.owner))),
+    );
+  }
+
+  /** Takes a run whose holder is dead (same host, process gone) even though its lease has not run out. */
+  async claimFromDead(runId: string, deadOwner: string): Promise<boolean> {
+    if (!this.deadHere(deadOwner)) return false;
+    const rows = await this.db
+      .update(runs)
+      .set({ owner: this.owner, leaseExpiresAt: this.expiry() })
+      .where(and(eq(runs.id, runId), eq(runs.owner, deadOwner)))
+      .returning({ id: runs.id });
+    return rows.length > 0;
+  }
+
+  /** Is `owner` a process of this host that no longer runs? (Our own pid means an earlier life of ours.) */
+  deadHere(owner: string): boolean {
+    const [host, pidText] = owner.split(':');
+    const pid = Number(pidText);
+    if (host !== os.hostname() || !Number.isInteger(pid) || pid <= 0) return false;
+    // Our own pid: an earlier life of this process (a container's pid 1), unless a runtime here holds it.
+    if (pid === process.pid) return !LIVE_HERE.has(owner);
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    }
   }
 
   /** The live holder of a run other than this process, if any. */
@@ -75,6 +110,7 @@ export class Leases {
 
   /** Gives every lease of this process back (graceful shutdown: others may take over at once). */
   async releaseAll(): Promise<void> {
+    LIVE_HERE.delete(this.owner);
     await this.db.update(runs).set({ owner: null, leaseExpiresAt: null }).where(eq(runs.owner, this.owner));
   }
 }

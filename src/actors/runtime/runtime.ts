@@ -150,7 +150,8 @@ export class Runtime {
   private async adoptOrphans(): Promise<void> {
     for (const run of await this.leases.orphans()) {
       if (this.hosts.get(run.projectId)?.runId === run.id) continue;
-      if (!(await this.leases.claim(run.id))) continue;
+      const claimed = (await this.leases.claim(run.id)) || (run.owner !== null && (await this.leases.claimFromDead(run.id, run.owner)));
+      if (!claimed) continue;
       const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
       await this.launch(run, start).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), runId: run.id }, 'cannot resume run'));
     }

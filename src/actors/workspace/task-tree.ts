@@ -110,6 +110,9 @@ export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
     throw new Error(`the task's worktree is missing: ${treePath}`);
   }
   const tree = gitOptions(o, treePath);
+  // A process killed mid-rebase leaves one in progress: back to the task's own commit first
+  // (a no-op, failing harmlessly, when there is none).
+  await git(['rebase', '--abort'], { ...tree, signal: undefined });
   await gitOk(['add', '-A'], tree);
   const staged = await git(['diff', '--cached', '--quiet'], tree);
   if (staged.code === 1) await gitOk(['commit', '-q', '--no-verify', '-m', message], tree);
