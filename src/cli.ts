@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { coerceError } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { openStore, startService, VERSION } from './main.ts';
+import { UsageError, demoCommand, runCommand } from './cli/plan-commands.ts';
 
 const DEFAULT_INSPECT_PORT = 8080;
 
@@ -14,11 +15,15 @@ const HELP = `troupe ${VERSION} — a team of AI coding agents as XState actors
 
 Usage:
   troupe serve [--port N] [--host H] [--data-dir D] [--inspect[=PORT]]
+  troupe run PLAN.json [--workspace DIR] [--json]
+  troupe demo [--json]
   troupe migrate
   troupe --version | --help
 
 Commands:
   serve     Run the HTTP service (PGlite in ./.troupe by default, or DATABASE_URL).
+  run       Run one plan in this process with live progress; exit 0 only if every task completed.
+  demo      An offline end-to-end demo with a bundled scripted model: no API key, no network.
   migrate   Apply pending database migrations to DATABASE_URL (or the embedded PGlite) and exit.
 
 Run 'troupe <command> --help' for a command's flags and examples.`;
@@ -39,6 +44,48 @@ Examples:
   troupe serve --port 8787 --data-dir /var/lib/troupe
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/troupe troupe serve --inspect`;
 
+const RUN_HELP = `Usage: troupe run PLAN.json [--workspace DIR] [--json]
+
+Runs one plan in this process (PGlite in a temporary directory, or DATABASE_URL) with live
+progress, and prints a summary. The plan is the project-create body of the API plus "tasks":
+
+  {
+    "name": "calc",
+    "testCommand": "node --test",
+    "workspace": "./calc",
+    "tasks": [
+      { "key": "add", "title": "add(a, b)", "description": "Create lib/add.js exporting add(a, b), with a node:test test." },
+      { "key": "sum", "title": "sum(list)", "description": "Create lib/sum.js using add, with a test.", "dependsOn": ["add"] }
+    ]
+  }
+
+("goal" instead of "tasks" lets the lead plan.) A relative workspace in the plan is relative to the
+plan file; without one, a fresh git repository in a temporary directory is used (its path is
+printed). Claude is called with ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL, if set).
+
+Flags:
+  --workspace DIR   work in DIR (created and git-initialised if missing), whatever the plan says
+  --json            the run's events as JSON lines on stdout (the summary goes to stderr)
+
+Exit codes: 0 every task completed, 1 blocked or failed, 2 invalid input, 130 cancelled (Ctrl-C).
+
+Examples:
+  troupe run plan.json
+  troupe run plan.json --workspace ./out --json > events.jsonl`;
+
+const DEMO_HELP = `Usage: troupe demo [--json]
+
+An offline end-to-end demo: a bundled scripted model (a local double of the Messages API; the
+real SDK talks to it, whatever ANTHROPIC_* says) plays the lead and three agents building a small
+JavaScript library in a temporary git workspace. One task fails its tests first and is corrected.
+Live progress, then a summary: tasks, attempts, tokens, the workspace and its commits.
+
+Flags:
+  --json   the run's events as JSON lines on stdout
+
+Example:
+  npx troupe demo`;
+
 const MIGRATE_HELP = `Usage: troupe migrate
 
 Applies pending migrations (under a Postgres advisory lock) to DATABASE_URL, or to the embedded
@@ -47,13 +94,9 @@ PGlite database in the data directory when DATABASE_URL is unset, and exits.
 Example:
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/troupe troupe migrate`;
 
-class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, help: string) {
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, help: string, allowPositionals = false) {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
   } catch (e) {
     const message = coerceError(e).message.replace(/\. To specify a positional argument.*$/, '');
     throw new UsageError(`${message}\n\n${help}`);
@@ -110,13 +153,32 @@ async function migrate(args: string[]): Promise<number> {
   return 0;
 }
 
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { workspace: { type: 'string' }, json: { type: 'boolean' } } as const, RUN_HELP, true);
+  if (values.help) {
+    console.log(RUN_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`give exactly one plan file (got ${positionals.length})\n\n${RUN_HELP}`);
+  return runCommand(positionals[0]!, { workspace: values.workspace, json: values.json ?? false }, loadConfig());
+}
+
+async function demo(args: string[]): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean' } } as const, DEMO_HELP);
+  if (values.help) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
+  return demoCommand(loadConfig(), values.json ?? false);
+}
+
 function portOf(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag} must be a port number (0-65535), got ${JSON.stringify(value)}`);
   return n;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, migrate };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, run, demo, migrate };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -33,6 +33,8 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** The environment a project's test command runs with: an allowlist, never a secret. */
   childEnv: Record<string, string>;
+  /** The whole environment, for the few parts that pass it on as it is (the Anthropic SDK reads its own). */
+  env: NodeJS.ProcessEnv;
 }
 
 export class ConfigError extends Error {
@@ -71,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     model: { maxRetries: e.TROUPE_MODEL_MAX_RETRIES, timeoutMs: e.TROUPE_MODEL_TIMEOUT_MS },
     logLevel: e.TROUPE_LOG_LEVEL,
     childEnv: childEnvFrom(env),
+    env,
     ...overrides,
   };
   if (overrides.dataDir) config.dataDir = path.resolve(overrides.dataDir);

@@ -3,39 +3,20 @@
  * configured only through ANTHROPIC_* variables, a run driven over HTTP, graceful SIGTERM;
  * refusals and flag errors with exit code 2.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startScriptedModel, type ScriptedModel } from '../../src/scripted-model/server.ts';
+import { troupe, type Proc } from '../support/cli.ts';
 import { isolatedDatabase } from '../support/db.ts';
 import { moduleWithTest } from '../support/replies.ts';
 import { sse } from '../support/service.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/troupe.js', import.meta.url));
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-interface Proc {
-  child: ChildProcess;
-  stderr: () => string;
-  stdout: () => string;
-  exit: Promise<number | null>;
-}
-
-function troupe(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stderr: () => err, stdout: () => out, exit };
-}
 
 /** Resolves with the service URL from the "troupe listening" log line. */
 function listening(p: Proc): Promise<string> {
