@@ -226,8 +226,9 @@ async function writeAll(planned: readonly Planned[], signal: AbortSignal | undef
       current = p.path;
       for (const dir of p.missingDirs) {
         if (createdDirs.includes(dir)) continue;
-        await mkdir(dir);
-        createdDirs.push(dir);
+        // Another task writing into the same workspace (shared mode) may create it first: then it
+        // is theirs, not ours to remove on a failure.
+        if (await makeDir(dir)) createdDirs.push(dir);
       }
       // A short random name rather than `<name>.tmp`: long names would overflow NAME_MAX.
       const temp = path.join(path.dirname(p.dest), `.troupe-${randomBytes(6).toString('hex')}.tmp`);
@@ -278,4 +279,15 @@ function failure(thrown: unknown, filePath: string, what = 'write failed'): Refu
   if (filePath) result.path = filePath;
   if (fatal) result.fatal = true;
   return result;
+}
+
+/** `mkdir` that accepts a directory created meanwhile by someone else; true when this call made it. */
+async function makeDir(dir: string): Promise<boolean> {
+  try {
+    await mkdir(dir);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(dir)).isDirectory()) return false;
+    throw e;
+  }
 }

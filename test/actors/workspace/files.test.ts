@@ -176,3 +176,14 @@ describe('applyFiles and abort', () => {
 function tempFiles(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((p) => /\.troupe-[0-9a-f]+\.tmp$/.test(p));
 }
+
+describe('tasks writing into one shared workspace at once', () => {
+  it('both succeed when they create the same new directories concurrently', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => applyFiles(root, [{ path: `shared/deep/dir/f${i}.txt`, action: 'create', content: `${i}\n` }])),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(readdirSync(path.join(root, 'shared/deep/dir')).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `f${i}.txt`).sort());
+  });
+});
+
