@@ -81,6 +81,14 @@ function treeOptions(deps: WorkerEffectDeps, job: Job, signal: AbortSignal): Tas
   };
 }
 
+/** `.git` may be a directory or, in a worktree or submodule, a file. */
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Throws a fatal fault when the task's tree is gone: no correction can bring a workspace back. */
 async function requireDir(dir: string): Promise<void> {
   const stat = await fs.stat(dir).catch(() => null);
@@ -91,6 +99,8 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
   return {
     prepare: fromPromise<PrepareOutput, PrepareInput>(async ({ input, signal }) => {
       await requireDir(input.job.settings.workspace);
+      // Shared mode works in the workspace itself: nothing to prepare, no git process to start.
+      if (input.job.settings.isolation === 'shared') return { treePath: input.job.settings.workspace };
       try {
         const tree = await prepareTaskTree(treeOptions(deps, input.job, signal));
         return { treePath: tree.path };
@@ -160,6 +170,10 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
 
     commit: fromPromise<CommitOutput, CommitInput>(async ({ input, signal }) => {
       const { job } = input;
+      // A plain directory in shared mode has nothing to commit: no git process to start.
+      if (job.settings.isolation === 'shared' && !(await exists(path.join(job.settings.workspace, '.git')))) {
+        return { kind: 'committed', sha: null, files: input.files };
+      }
       const task = await deps.tasks.loadTask(job.taskId);
       const options = treeOptions(deps, job, signal);
       const message = `${task.title} (${job.key})`;

@@ -514,6 +514,9 @@ export const leadMachine = setup({
           states: {
             idle: {
               always: [
+                // Tasks made ready by the decisions in the queue go out in the same transaction
+                // (the database still checks their dependencies, written just before them).
+                { guard: and(['hasQueue', stateIn('#lead.active.schedule.running'), 'canDispatch']), target: 'writing', actions: 'planDispatch' },
                 { guard: 'hasQueue', target: 'writing' },
                 { guard: and([stateIn('#lead.active.schedule.running'), 'canDispatch']), target: 'writing', actions: 'planDispatch' },
                 { guard: and([stateIn('#lead.active.schedule.running'), 'isSettled', not('hasQueue')]), target: '#lead.finishing' },

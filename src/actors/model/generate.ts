@@ -45,12 +45,17 @@ export function createGenerate(deps: GenerateDeps) {
     const { job, attempt } = input;
     const callKey = generationKey(job.taskId, job.epoch, attempt);
     const scope = { projectId: job.settings.projectId, runId: job.settings.runId, taskId: job.taskId, agentId: input.agentId };
-    // An answer recorded before a crash or restart is used as is: never paid for twice.
-    let message = await deps.journal.find(scope.projectId, callKey);
+    // An answer recorded before a crash or restart is used as is: never paid for twice. The
+    // reads a new call needs go out at the same time.
+    const [recorded, over, task] = await Promise.all([
+      deps.journal.find(scope.projectId, callKey),
+      checkBudget(deps.budget, scope.projectId),
+      deps.tasks.loadTask(job.taskId),
+    ]);
+    let message = recorded;
     if (!message) {
-      const over = await checkBudget(deps.budget, scope.projectId);
       if (over) return { kind: 'budget_exhausted', ...over };
-      const params = await buildRequest(deps, input);
+      const params = await buildRequest(deps, input, task);
       message = await callAndRecord(deps, {
         ...scope,
         callKey,
@@ -65,9 +70,8 @@ export function createGenerate(deps: GenerateDeps) {
   });
 }
 
-async function buildRequest(deps: GenerateDeps, input: GenerateInput): Promise<Anthropic.MessageCreateParamsNonStreaming> {
+async function buildRequest(deps: GenerateDeps, input: GenerateInput, task: TaskText): Promise<Anthropic.MessageCreateParamsNonStreaming> {
   const { job } = input;
-  const task = await deps.tasks.loadTask(job.taskId);
   const workspaceView = await describeWorkspace(input.treePath, { hints: [task.title, task.description] });
   let previousFiles = null;
   if (input.failure && input.previousCallKey) {

@@ -32,6 +32,33 @@ export interface ModelJournal {
   record(call: ModelCallRecord): Promise<void>;
 }
 
+/**
+ * Remembers the last answers recorded or found, so the step right after a generation (applying
+ * its files) does not read back from the database what was just written there. Bounded.
+ */
+export function cachedJournal(journal: ModelJournal, size = 256): ModelJournal {
+  const cache = new Map<string, Anthropic.Message>();
+  const keep = (key: string, message: Anthropic.Message) => {
+    cache.delete(key);
+    cache.set(key, message);
+    if (cache.size > size) cache.delete(cache.keys().next().value!);
+  };
+  return {
+    async find(projectId, callKey) {
+      const key = `${projectId}:${callKey}`;
+      const hit = cache.get(key);
+      if (hit) return hit;
+      const found = await journal.find(projectId, callKey);
+      if (found) keep(key, found);
+      return found;
+    },
+    async record(call) {
+      await journal.record(call);
+      keep(`${call.projectId}:${call.callKey}`, call.response);
+    },
+  };
+}
+
 export interface CallOnceRequest {
   projectId: string;
   runId: string | null;

@@ -11,7 +11,7 @@ import type { Logger } from '../../logger.ts';
 import type { LeadEvent, LeadInput, LeadMachine } from '../../machines/lead.ts';
 import type { Intent } from '../../machines/lead-logic.ts';
 import type { RunStatus } from '../../machines/types.ts';
-import { persistBatch } from './lead-writer.ts';
+import { persistBatch, type Companion } from './lead-writer.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 
 export type Inspector = (event: InspectionEvent, scope: { projectId: string; runId: string }) => void;
@@ -78,9 +78,9 @@ export class LeadHost {
     for (const fn of this.disposers.splice(0)) fn();
   }
 
-  /** Writes the lead's pending `agent.state_changed` events: called before each of its own writes. */
-  flushStateEvents(): Promise<void> {
-    return this.snapshots.flushStateEvents();
+  /** The snapshots and state changes not yet written, to commit with the lead's next batch. */
+  takeSnapshots(): Promise<Companion> {
+    return this.snapshots.take();
   }
 
   /** Keys of the tasks the lead knows. */

@@ -34,15 +34,39 @@ interface Scope {
   runId: string;
 }
 
+/** Writes that must commit in the same transaction as a batch of the lead's intents. */
+export interface Companion {
+  write(tx: Tx, emit: Emit): Promise<void>;
+  /** Called once the batch committed (`true`) or gave up (`false`). */
+  done(committed: boolean): void;
+}
+
 /**
- * @param before runs before each batch: the runtime writes the lead's pending state-change events
- * there, so `agent.state_changed {state: finishing}` comes before `run.completed`, not after.
+ * @param companion taken before each batch: the runtime writes the lead's snapshot and pending
+ * state-change events in the batch's transaction, so the restore point always matches the task
+ * rows it wrote (a restore re-runs this very batch, which is idempotent) and
+ * `agent.state_changed {state: finishing}` comes before `run.completed`, not after.
  */
-export function createPersist(outbox: Outbox, before: (input: PersistInput) => Promise<void> = () => Promise.resolve()) {
+export function createPersist(outbox: Outbox, companion: (input: PersistInput) => Promise<Companion | undefined> = () => Promise.resolve(undefined)) {
   return fromPromise<PersistOutput, PersistInput>(async ({ input }) => {
-    await before(input);
-    // Idempotent by construction (guarded updates): safe to repeat after a lost connection.
-    return withDbRetry(() => outbox.transact((tx, emit) => persistBatch(tx, emit, input)));
+    // The effect starts inside the lead's transition; let it finish (and its state be observed)
+    // before taking what is pending.
+    await Promise.resolve();
+    const extra = await companion(input);
+    let committed = false;
+    try {
+      // Idempotent by construction (guarded updates): safe to repeat after a lost connection.
+      const output = await withDbRetry(() =>
+        outbox.transact(async (tx, emit) => {
+          await extra?.write(tx, emit);
+          return persistBatch(tx, emit, input);
+        }),
+      );
+      committed = true;
+      return output;
+    } finally {
+      extra?.done(committed);
+    }
   });
 }
 

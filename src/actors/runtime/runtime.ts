@@ -36,6 +36,7 @@ import { LEAD_MACHINE_VERSION, leadMachine, type LeadEvent, type LeadInput, type
 import { requeue, type Intent } from '../../machines/lead-logic.ts';
 import type { AgentType, RunStatus } from '../../machines/types.ts';
 import { WORKER_MACHINE_VERSION, workerMachine } from '../../machines/worker.ts';
+import { cachedJournal } from '../model/journal.ts';
 import { createPlan } from '../model/plan.ts';
 import { createWorkerEffects } from '../worker-effects.ts';
 import { toMermaid } from './diagram.ts';
@@ -90,7 +91,7 @@ export class Runtime {
     this.leases = new Leases(o.store.db, o.leaseMs ?? 30_000);
     this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot });
     const records = createRecords(this.outbox);
-    const model = { client: o.client, journal: records, timeoutMs: o.modelTimeoutMs };
+    const model = { client: o.client, journal: cachedJournal(records), timeoutMs: o.modelTimeoutMs };
     const maxTokens = o.maxTokens ?? 16_000;
     const worker = workerMachine.provide({
       actors: createWorkerEffects({
@@ -107,7 +108,7 @@ export class Runtime {
     this.machine = leadMachine.provide({
       actors: {
         worker,
-        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.flushStateEvents()),
+        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.takeSnapshots()),
         plan: createPlan({ ...model, budget: records, plans: records, maxTokens }),
       },
     });

@@ -1,11 +1,15 @@
 /**
  * Persists the snapshots of a run's lead and workers as they transition, coalesced: every
- * observed transition marks its actor dirty and is reported as `agent.state_changed`; one
- * flush per turn of the event loop writes the latest snapshot of each dirty actor together
- * with those events (one transaction), so a burst of microsteps costs one write.
+ * observed transition marks its actor dirty and is reported as `agent.state_changed`; a flush
+ * at most every `FLUSH_MS` writes the latest snapshot of each dirty actor together with those
+ * events (one transaction), so a burst of transitions costs one write. Each batch the lead
+ * writes also takes whatever is pending into its own transaction (`take`), so the lead's
+ * restore point always matches the task rows: a restore re-runs that batch (idempotent) and
+ * redoes at most the workers' steps since, whose answers and commits replay safely.
  */
 import type { AnyActorRef, Snapshot } from 'xstate';
 import { sql } from 'drizzle-orm';
+import type { Tx } from '../../db/client.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { actorSnapshots } from '../../db/schema.ts';
 import { coerceError } from '../../errors.ts';
@@ -14,6 +18,10 @@ import { event, type NewEvent } from '../../events/types.ts';
 import type { Logger } from '../../logger.ts';
 import { LEAD_MACHINE_VERSION } from '../../machines/lead.ts';
 import { WORKER_MACHINE_VERSION } from '../../machines/worker.ts';
+import type { Companion } from './lead-writer.ts';
+
+/** Longest a transition waits before its snapshot and `agent.state_changed` event are written. */
+const FLUSH_MS = 100;
 
 interface Scope {
   projectId: string;
@@ -38,8 +46,10 @@ export class SnapshotWriter {
   private readonly dirty = new Map<string, { ref: AnyActorRef; kind: 'lead' | 'worker' }>();
   private readonly lastReported = new Map<string, string>();
   private events: NewEvent[] = [];
-  private scheduled = false;
+  private scheduled: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
+  /** A lead batch holding taken rows: nothing else writes until it committed or gave up. */
+  private held: Promise<void> | null = null;
   private again = false;
   private closed = false;
 
@@ -64,11 +74,10 @@ export class SnapshotWriter {
 
   private schedule(): void {
     if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
+    this.scheduled = setTimeout(() => {
+      this.scheduled = null;
       this.flush();
-    });
+    }, FLUSH_MS);
   }
 
   /** Starts a flush (or asks the running one to go again). Never throws. */
@@ -84,22 +93,62 @@ export class SnapshotWriter {
 
   /** Resolves when everything observed so far is written (or failed to write and was logged). */
   async settle(): Promise<void> {
-    while (this.flushing || this.scheduled || this.dirty.size > 0 || this.events.length > 0) {
-      if (!this.flushing && !this.scheduled) this.flush();
-      await (this.flushing ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    while (this.flushing || this.held || this.scheduled || this.dirty.size > 0 || this.events.length > 0) {
+      if (this.held) {
+        await this.held;
+        continue;
+      }
+      if (this.scheduled) {
+        clearTimeout(this.scheduled);
+        this.scheduled = null;
+      }
+      if (!this.flushing) this.flush();
+      await this.flushing;
     }
+  }
+
+  /**
+   * Takes every pending snapshot and event for the lead's next batch to write in its own
+   * transaction (after a flush already under way, whose changes came first). Until the batch
+   * is done no other flush writes, so no older snapshot can overwrite a newer one; a batch that
+   * gave up puts what it took back.
+   */
+  async take(): Promise<Companion> {
+    while (this.flushing || this.held) await (this.flushing ?? this.held);
+    if (this.scheduled) {
+      clearTimeout(this.scheduled);
+      this.scheduled = null;
+    }
+    let release!: () => void;
+    this.held = new Promise<void>((resolve) => (release = resolve));
+    const dirty = [...this.dirty.entries()];
+    const events = this.events;
+    this.dirty.clear();
+    this.events = [];
+    const rows = dirty.map(([id, { ref, kind }]) => this.rowOf(id, ref, kind));
+    return {
+      write: async (tx, emit) => {
+        await writeRows(tx, rows);
+        emit(...events);
+      },
+      done: (committed) => {
+        if (!committed) {
+          for (const [id, entry] of dirty) if (!this.dirty.has(id)) this.dirty.set(id, entry);
+          this.events = [...events, ...this.events];
+        }
+        this.held = null;
+        release();
+        if (!this.closed && (this.dirty.size > 0 || this.events.length > 0)) this.schedule();
+      },
+    };
   }
 
   close(): void {
     this.closed = true;
   }
 
-  /** Writes reported state changes now, if any are waiting (so they precede what comes next). */
-  async flushStateEvents(): Promise<void> {
-    if (this.events.length > 0 || this.flushing) await this.settle();
-  }
-
   private async flushLoop(): Promise<void> {
+    while (this.held) await this.held;
     do {
       this.again = false;
       const dirty = [...this.dirty.entries()];
@@ -111,23 +160,7 @@ export class SnapshotWriter {
       try {
         await withDbRetry(() =>
           this.outbox.transact(async (tx, emit) => {
-            if (rows.length > 0) {
-              await tx
-                .insert(actorSnapshots)
-                .values(rows)
-                .onConflictDoUpdate({
-                  target: [actorSnapshots.runId, actorSnapshots.actorId],
-                  set: {
-                    state: sql`excluded.state`,
-                    status: sql`excluded.status`,
-                    taskId: sql`excluded.task_id`,
-                    attempt: sql`excluded.attempt`,
-                    snapshot: sql`excluded.snapshot`,
-                    machineVersion: sql`excluded.machine_version`,
-                    updatedAt: sql`excluded.updated_at`,
-                  },
-                });
-            }
+            await writeRows(tx, rows);
             emit(...events);
           }),
         );
@@ -159,4 +192,23 @@ export class SnapshotWriter {
       updatedAt: new Date(),
     };
   }
+}
+
+async function writeRows(tx: Tx, rows: (typeof actorSnapshots.$inferInsert)[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx
+    .insert(actorSnapshots)
+    .values(rows)
+    .onConflictDoUpdate({
+      target: [actorSnapshots.runId, actorSnapshots.actorId],
+      set: {
+        state: sql`excluded.state`,
+        status: sql`excluded.status`,
+        taskId: sql`excluded.task_id`,
+        attempt: sql`excluded.attempt`,
+        snapshot: sql`excluded.snapshot`,
+        machineVersion: sql`excluded.machine_version`,
+        updatedAt: sql`excluded.updated_at`,
+      },
+    });
 }
