@@ -79,7 +79,12 @@ export class EventBus {
       // onListen runs after every (re)connect: catch up on what NOTIFY could not tell us.
       this.unlisten = await this.store.listen(
         EVENTS_CHANNEL,
-        () => this.hint(),
+        // The payload is the last seq of a commit: one this process already dispatched (its own
+        // commits, mostly) needs no read.
+        (payload) => {
+          const seq = Number(payload);
+          if (!(Number.isSafeInteger(seq) && seq <= this.lastSeq)) this.hint();
+        },
         () => this.hint(),
       );
     }

@@ -27,27 +27,54 @@ export function toEnvelope(row: Row): TroupeEvent {
   return out as TroupeEvent;
 }
 
-/** Appends inside `tx` (call it last, just before commit: it takes the append lock). */
+/**
+ * Appends inside `tx` (call it last, just before commit: it takes the append lock). One
+ * statement takes the lock, inserts the batch in order and (on Postgres) queues the NOTIFY, so
+ * the lock is held for one round trip and the commit, not four: every writer waits on it.
+ */
 export async function appendEvents(tx: Tx, kind: Store['kind'], batch: NewEvent[]): Promise<TroupeEvent[]> {
   if (batch.length === 0) return [];
-  await tx.execute(sql`select pg_advisory_xact_lock(${APPEND_LOCK_KEY})`);
-  const rows = await tx
-    .insert(eventsTable)
-    .values(
-      batch.map((e) => ({
-        projectId: e.projectId,
-        runId: e.runId ?? null,
-        taskId: e.taskId ?? null,
-        agentId: e.agentId ?? null,
-        type: e.type,
-        data: e.data as Record<string, unknown>,
-      })),
-    )
-    .returning();
-  rows.sort((a, b) => a.seq - b.seq);
+  const payload = JSON.stringify(
+    batch.map((e) => ({ p: e.projectId, r: e.runId ?? null, t: e.taskId ?? null, a: e.agentId ?? null, y: e.type, d: e.data })),
+  );
   // NOTIFY is only a latency hint for other processes (payload: the last seq); PGlite is one process.
-  if (kind === 'postgres') await tx.execute(sql`select pg_notify(${EVENTS_CHANNEL}, ${String(rows.at(-1)!.seq)})`);
-  return rows.map(toEnvelope);
+  const notify = kind === 'postgres' ? sql`, note as (select pg_notify(${EVENTS_CHANNEL}, max(seq)::text) from ins)` : sql``;
+  const from = kind === 'postgres' ? sql`ins, note` : sql`ins`;
+  // The lock's row feeds the insert, so it is taken before any seq is drawn.
+  const result = await tx.execute(sql`
+    with lock as (select pg_advisory_xact_lock(${APPEND_LOCK_KEY})),
+    ins as (
+      insert into events (project_id, run_id, task_id, agent_id, type, data)
+      select e.v->>'p', e.v->>'r', e.v->>'t', e.v->>'a', e.v->>'y', e.v->'d'
+      from lock, jsonb_array_elements(${payload}::jsonb) with ordinality as e(v, ord)
+      order by e.ord
+      returning seq, project_id, run_id, task_id, agent_id, type, data, at
+    )${notify}
+    select ins.* from ${from} order by ins.seq`);
+  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as RawRow[];
+  return rows.map((r) =>
+    toEnvelope({
+      seq: Number(r.seq),
+      projectId: r.project_id,
+      runId: r.run_id,
+      taskId: r.task_id,
+      agentId: r.agent_id,
+      type: r.type,
+      data: (typeof r.data === 'string' ? JSON.parse(r.data) : r.data) as Record<string, unknown>,
+      at: r.at instanceof Date ? r.at : new Date(r.at),
+    }),
+  );
+}
+
+interface RawRow {
+  seq: string | number;
+  project_id: string;
+  run_id: string | null;
+  task_id: string | null;
+  agent_id: string | null;
+  type: string;
+  data: unknown;
+  at: Date | string;
 }
 
 export interface EventQuery {
