@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every benchmark, on PGlite and on Postgres, at two sizes; a table with each
  * figure, its target and whether it holds; the figures as JSON. `--smoke` runs tiny sizes (what
- * `npm test` does, so the harness cannot rot); `--db=pglite|postgres`; `--out=FILE`.
+ * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint`;
+ * `--db=pglite|postgres`; `--out=FILE`.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
@@ -27,11 +28,19 @@ interface Row {
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string | undefined]));
 const smoke = args.has('smoke');
+const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint'] as const;
+const only = new Set((args.get('only') ?? BENCHMARKS.join(',')).split(','));
+for (const name of only) {
+  if (!(BENCHMARKS as readonly string[]).includes(name)) {
+    console.error(`unknown benchmark "${name}": choose from ${BENCHMARKS.join(', ')}`);
+    process.exit(2);
+  }
+}
 const out = args.get('out') ?? (smoke ? path.join(os.tmpdir(), 'troupe-bench-smoke.json') : fileURLToPath(new URL('./results/latest.json', import.meta.url)));
 
 const SIZES = smoke
   ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40] }
-  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500] };
+  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500] };
 
 async function postgresReachable(): Promise<boolean> {
   const sql = postgres(ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => undefined });
@@ -60,27 +69,27 @@ async function main(): Promise<void> {
   const log = (s: string) => console.error(`… ${s}`);
 
   for (const db of dbs) {
-    for (const [n, width] of SIZES.overhead as [number, number][]) {
+    for (const [n, width] of only.has('overhead') ? (SIZES.overhead as [number, number][]) : []) {
       log(`overhead ${db} ${n} tasks`);
       const r = await overhead(db, n, width, smoke ? 1 : 2);
       results.overhead!.push(r);
       rows.push({ benchmark: 'overhead', db, size: `${n} tasks, width ${width}`, figure: 'Troupe / baseline wall time', value: r.ratio, unit: '×', target: '≤ 1.3', holds: r.ratio <= 1.3 });
       rows.push({ benchmark: 'overhead', db, size: `${n} tasks, width ${width}`, figure: 'runtime overhead per task', value: r.overheadPerTaskMs, unit: 'ms', target: '—', holds: null });
     }
-    for (const [n, width, concurrency, latency] of SIZES.scheduling as [number, number, number, number][]) {
+    for (const [n, width, concurrency, latency] of only.has('scheduling') ? (SIZES.scheduling as [number, number, number, number][]) : []) {
       log(`scheduling ${db} ${n} tasks`);
       const r = await scheduling(db, n, width, concurrency, latency);
       results.scheduling!.push(r);
       rows.push({ benchmark: 'scheduling', db, size: `${n} tasks, c=${concurrency}, ${latency} ms`, figure: 'makespan / lower bound', value: r.ratio, unit: '×', target: '≤ 1.05', holds: r.ratio <= 1.05 });
     }
-    for (const [n, perTx] of SIZES.throughput as [number, number][]) {
+    for (const [n, perTx] of only.has('throughput') ? (SIZES.throughput as [number, number][]) : []) {
       log(`throughput ${db} ${n}/${perTx}`);
       const r = await throughput(db, n, perTx);
       results.throughput!.push(r);
       const target = perTx === 1 ? 250 : 5000;
       rows.push({ benchmark: 'events', db, size: `${n} events, ${perTx}/tx`, figure: 'appended + published', value: r.eventsPerSecond, unit: '/s', target: `≥ ${target}`, holds: r.eventsPerSecond >= target });
     }
-    for (const [clients, rate, seconds] of SIZES.fanout as [number, number, number][]) {
+    for (const [clients, rate, seconds] of only.has('fanout') ? (SIZES.fanout as [number, number, number][]) : []) {
       log(`fan-out ${db} ${clients} clients`);
       const r = await fanout(db, clients, rate, seconds);
       results.fanout!.push(r);
@@ -88,7 +97,7 @@ async function main(): Promise<void> {
       rows.push({ benchmark: 'events', db, size: `${clients} SSE clients, ${rate}/s`, figure: 'emit → receive p99', value: r.p99Ms, unit: 'ms', target: '< 50', holds: r.p99Ms < 50 });
     }
   }
-  {
+  if (only.has('footprint')) {
     const [actors, leadTasks] = SIZES.footprint as [number, number];
     log(`footprint ${actors} actors`);
     const r = await footprint(actors, leadTasks);
@@ -134,7 +143,7 @@ function printGrowth(results: Record<string, unknown[]>): void {
   for (const db of ['pglite', 'postgres'] as DbKind[]) {
     const o = pairs(results.overhead as { tasks: number; troupeMs: number; overheadPerTaskMs: number; db: DbKind }[], db);
     if (o.length === 2) console.log(`  overhead ${db}: ${o[0]!.tasks}→${o[1]!.tasks} tasks, wall ${o[0]!.troupeMs}→${o[1]!.troupeMs} ms (${round((o[1]!.troupeMs - o[0]!.troupeMs) / (o[1]!.tasks - o[0]!.tasks), 1)} ms per extra task), overhead per task ${o[0]!.overheadPerTaskMs}→${o[1]!.overheadPerTaskMs} ms`);
-    const s = pairs(results.scheduling as { tasks: number; ratio: number; makespanMs: number; db: DbKind }[], db);
+    const s = pairs(results.scheduling as { tasks: number; ratio: number; makespanMs: number; latencyMs: number; db: DbKind }[], db).filter((r) => r.latencyMs === 200);
     if (s.length === 2) console.log(`  scheduling ${db}: ${s[0]!.tasks}→${s[1]!.tasks} tasks, makespan ${s[0]!.makespanMs}→${s[1]!.makespanMs} ms, ratio ${s[0]!.ratio}→${s[1]!.ratio}`);
     const f = pairs(results.fanout as { clients: number; p99Ms: number; p50Ms: number; db: DbKind }[], db);
     if (f.length === 2) console.log(`  fan-out ${db}: ${f[0]!.clients}→${f[1]!.clients} clients, p50 ${f[0]!.p50Ms}→${f[1]!.p50Ms} ms, p99 ${f[0]!.p99Ms}→${f[1]!.p99Ms} ms`);

@@ -14,6 +14,7 @@ export interface SchedulingResult {
   tasks: number;
   width: number;
   concurrency: number;
+  latencyMs: number;
   criticalPath: number;
   taskWorkMs: number;
   lowerBoundMs: number;
@@ -45,6 +46,7 @@ export async function scheduling(db: DbKind, n: number, width: number, concurren
       tasks: n,
       width,
       concurrency,
+      latencyMs,
       criticalPath: path,
       taskWorkMs: round(work),
       lowerBoundMs: round(bound),

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { actorSnapshots } from '../../src/db/schema.ts';
 import type { Reply } from '../../src/scripted-model/server.ts';
 import { deferred } from '../support/deferred.ts';
@@ -292,6 +292,34 @@ describe('restarts', () => {
     await t!.addTasks(projectId, [{ key: 'a', title: 'A', description: 'a' }]);
     return { projectId, gate };
   }
+
+  it('the restore point is never older than the task rows: when a dispatch commits, the persisted lead already holds the task in progress', async () => {
+    t = await startTestRuntime((req) => moduleWithTest(req.taskKey!, 'ok'));
+    const projectId = await t.project({ name: 'restore-point', testCommand: 'node --test' });
+    await t.addTasks(projectId, [
+      { key: 'a', title: 'A', description: 'a' },
+      { key: 'b', title: 'B', description: 'b', dependsOn: ['a'] },
+      { key: 'c', title: 'C', description: 'c', dependsOn: ['b'] },
+    ]);
+    const seen: Promise<[string, unknown]>[] = [];
+    const sub = t.bus.subscribe({ projectId, types: ['task.assigned'] }, (e) => {
+      const key = (e.data as { key: string }).key;
+      // Read at once, in the moment the dispatch is published: a restart now would restore this row.
+      seen.push(
+        t!.store.db
+          .select({ snapshot: actorSnapshots.snapshot })
+          .from(actorSnapshots)
+          .where(and(eq(actorSnapshots.runId, e.runId!), eq(actorSnapshots.actorId, 'lead')))
+          .then(([row]) => [key, (row?.snapshot as { context?: { tasks?: Record<string, { status: string }> } } | undefined)?.context?.tasks?.[key]?.status]),
+      );
+    });
+    const run = await t.runtime.startRun(projectId);
+    expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
+    sub.close();
+    const statuses = await Promise.all(seen);
+    expect(statuses.map(([key]) => key)).toEqual(['a', 'b', 'c']);
+    for (const [, status] of statuses) expect(['in_progress', 'completed']).toContain(status);
+  });
 
   it('a restarted service restores the lead and its workers from their snapshots: the answer recorded before is reused', async () => {
     t = await startTestRuntime(() => writeFiles({ 'done.txt': 'done\n' }), { isolated: true });

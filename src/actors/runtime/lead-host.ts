@@ -80,7 +80,7 @@ export class LeadHost {
 
   /** The snapshots and state changes not yet written, to commit with the lead's next batch. */
   takeSnapshots(): Promise<Companion> {
-    return this.snapshots.take();
+    return this.snapshots.take(this.actor);
   }
 
   /** Keys of the tasks the lead knows. */

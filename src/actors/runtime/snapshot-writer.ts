@@ -111,10 +111,11 @@ export class SnapshotWriter {
    * Takes every pending snapshot and event for the lead's next batch to write in its own
    * transaction (after a flush already under way, whose changes came first). Until the batch
    * is done no other flush writes, so no older snapshot can overwrite a newer one; a batch that
-   * gave up puts what it took back.
+   * gave up puts what it took back. The lead's own snapshot is always part of it.
    */
-  async take(): Promise<Companion> {
+  async take(lead: AnyActorRef): Promise<Companion> {
     while (this.flushing || this.held) await (this.flushing ?? this.held);
+    this.dirty.set('lead', { ref: lead, kind: 'lead' });
     if (this.scheduled) {
       clearTimeout(this.scheduled);
       this.scheduled = null;
