@@ -199,6 +199,7 @@ export const leadMachine = setup({
     afterBatch: enqueueActions(({ context, enqueue }, output: PersistOutput) => {
       const tasks = { ...context.tasks };
       const workers = { ...context.workers };
+      const releases: Intent[] = [];
       context.batch.forEach((intent, i) => {
         const result = output.results[i] ?? { applied: false };
         if (intent.type === 'retire') {
@@ -213,6 +214,12 @@ export const leadMachine = setup({
           if (intent.type === 'assign' && workers[intent.agentId]?.taskKey === intent.key) {
             workers[intent.agentId] = { ...workers[intent.agentId]!, taskKey: null };
           }
+          // Only this lead dispatches its run's tasks: a row `in_progress` under another agent is
+          // left over from before a restart, with nothing running it. Hand it back to the queue.
+          if (task && intent.type === 'assign' && result.status === 'in_progress') {
+            tasks[intent.key] = { ...task, status: 'pending', agentId: null };
+            releases.push({ type: 'release', taskId: task.id, key: task.key });
+          }
           return;
         }
         if (intent.type !== 'assign') return;
@@ -226,7 +233,7 @@ export const leadMachine = setup({
         workers[intent.agentId] = { ...slot, created, spawned: true, working: stillOurs };
         if (stillOurs) enqueue.sendTo(intent.agentId, { type: 'ASSIGN', job: jobFor(context, task) });
       });
-      enqueue.assign({ tasks, workers, batch: [] });
+      enqueue.assign({ tasks, workers, batch: [], queue: [...context.queue, ...releases] });
     }),
 
     handleReport: enqueueActions(({ context, event, enqueue }) => {

@@ -265,6 +265,28 @@ describe('lead machine (fake effects)', () => {
     expect(snap.value).toBe('blocked');
   });
 
+  it('a task the database holds in progress under another agent (left from before a restart) goes back to the queue and runs', async () => {
+    let first = true;
+    const h = fakeLead(
+      { settings: settings({ maxConcurrency: 1 }), tasks: [task('a'), task('b', ['a'])] },
+      {
+        persist: (intents) =>
+          intents.map((i) => {
+            if (first && i.type === 'assign' && i.key === 'a') {
+              first = false;
+              return { applied: false, status: 'in_progress' };
+            }
+            return { applied: true };
+          }),
+      },
+    );
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('completed');
+    const aIntents = h.intents().filter((i) => 'key' in i && i.key === 'a').map((i) => i.type);
+    expect(aIntents.slice(0, 3)).toEqual(['assign', 'release', 'assign']);
+  });
+
   it('persisted snapshot survives a JSON round trip and restores in the same state', async () => {
     const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b')] }, { hang: new Set(['a', 'b']) });
     h.actor.start();
