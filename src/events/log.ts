@@ -3,7 +3,7 @@
  * published only after that transaction commits.
  */
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
-import type { Queryable, Store, Tx } from '../db/client.ts';
+import type { Queryable, Store } from '../db/client.ts';
 import { events as eventsTable } from '../db/schema.ts';
 import type { NewEvent, TroupeEvent } from './types.ts';
 
@@ -28,11 +28,12 @@ export function toEnvelope(row: Row): TroupeEvent {
 }
 
 /**
- * Appends inside `tx` (call it last, just before commit: it takes the append lock). One
+ * Appends inside `tx` (call it last, just before commit: it takes the append lock), or, given
+ * the database itself, as a transaction of its own (the statement's). One
  * statement takes the lock, inserts the batch in order and (on Postgres) queues the NOTIFY, so
  * the lock is held for one round trip and the commit, not four: every writer waits on it.
  */
-export async function appendEvents(tx: Tx, kind: Store['kind'], batch: NewEvent[]): Promise<TroupeEvent[]> {
+export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[]): Promise<TroupeEvent[]> {
   if (batch.length === 0) return [];
   const payload = JSON.stringify(
     batch.map((e) => ({ p: e.projectId, r: e.runId ?? null, t: e.taskId ?? null, a: e.agentId ?? null, y: e.type, d: e.data })),

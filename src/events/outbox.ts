@@ -18,7 +18,18 @@ export class Outbox {
   ) {}
 
   transact<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
-    const work = this.run(fn);
+    return this.track(this.run(fn));
+  }
+
+  /**
+   * Events that report no change to any row: one statement, its own transaction (no BEGIN and
+   * COMMIT round trips). On PGlite it waits for any open transaction, like every query there.
+   */
+  append(...events: NewEvent[]): Promise<void> {
+    return this.track(appendEvents(this.store.db, this.store.kind, events).then((stored) => this.publish(stored)));
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
     this.inflight.add(work);
     const forget = () => this.inflight.delete(work);
     work.then(forget, forget);
@@ -40,10 +51,14 @@ export class Outbox {
       stored = await appendEvents(tx, this.store.kind, pending);
       return value;
     });
+    await this.publish(stored);
+    return result;
+  }
+
+  private async publish(stored: TroupeEvent[]): Promise<void> {
     this.bus.published(stored);
     // PGlite runs in this thread and its awaits never reach the event loop's I/O phase: a burst
     // of writes would starve every socket (SSE clients could not drain). One turn per commit.
     if (this.store.kind === 'pglite') await new Promise<void>((resolve) => setImmediate(resolve));
-    return result;
   }
 }

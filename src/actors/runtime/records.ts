@@ -26,11 +26,7 @@ const STORED_OUTPUT_MAX = 64 * 1024;
 export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
   const db = outbox.store.db;
   const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn));
-  const emitOne = (e: NewEvent) =>
-    write((_tx, emit) => {
-      emit(e);
-      return Promise.resolve();
-    });
+  const emitOne = (e: NewEvent) => withDbRetry(() => outbox.append(e));
 
   return {
     async find(projectId, callKey) {

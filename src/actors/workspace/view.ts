@@ -19,6 +19,8 @@ const SKIP_DIRS = new Set(['.git', 'node_modules', 'dist', 'build', 'coverage', 
 const MAX_FILE_BYTES = 64 * 1024;
 // Stops a pathological tree (a checked-in dependency dir under another name) from costing seconds.
 const MAX_WALK = 50_000;
+/** File reads and stats in flight at once. */
+const READ_AHEAD = 16;
 const SOURCE_EXTS = new Set([
   '.ts', '.tsx', '.mts', '.cts', '.js', '.jsx', '.mjs', '.cjs', '.py', '.rb', '.go', '.rs', '.java', '.kt',
   '.c', '.h', '.cc', '.cpp', '.hpp', '.cs', '.php', '.swift', '.scala', '.sh', '.sql', '.html', '.css',
@@ -52,17 +54,26 @@ export async function describeWorkspace(root: string, opts: DescribeOptions = {}
   if (shown < files.length) out += `(${complete ? '' : 'at least '}${files.length - shown} more files not shown)\n`;
 
   let used = byteLength(out);
-  for (const file of rankForContents(files, opts.hints ?? [])) {
-    const header = `\n--- ${file.rel} ---\n`;
-    // The section is at least header + size; skip before reading when that cannot fit.
-    if (used + byteLength(header) + file.size > maxBytes) continue;
-    const content = await readText(path.join(root, file.rel));
-    if (content === null) continue;
-    const section = `${header}${content}${content.endsWith('\n') ? '' : '\n'}`;
-    const size = byteLength(section);
-    if (used + size > maxBytes) continue;
-    out += section;
-    used += size;
+  // The section is at least header + size: a file for which that cannot fit is never read.
+  const fits = (file: FileEntry) => used + byteLength(`\n--- ${file.rel} ---\n`) + file.size <= maxBytes;
+  const ranked = rankForContents(files, opts.hints ?? []);
+  for (let i = 0; i < ranked.length; ) {
+    // Read ahead in parallel; the choice below is the same file-by-file one as without it.
+    const batch: FileEntry[] = [];
+    while (i < ranked.length && batch.length < READ_AHEAD) {
+      const file = ranked[i++]!;
+      if (fits(file)) batch.push(file);
+    }
+    const contents = await Promise.all(batch.map((file) => readText(path.join(root, file.rel))));
+    batch.forEach((file, j) => {
+      const content = contents[j];
+      if (content == null || !fits(file)) return;
+      const section = `\n--- ${file.rel} ---\n${content}${content.endsWith('\n') ? '' : '\n'}`;
+      const size = byteLength(section);
+      if (used + size > maxBytes) return;
+      out += section;
+      used += size;
+    });
   }
   return out;
 }
@@ -79,6 +90,7 @@ async function listFiles(root: string): Promise<{ files: FileEntry[]; complete: 
     } catch {
       continue;
     }
+    const regular: string[] = [];
     for (const entry of entries) {
       const rel = dir === '' ? entry.name : `${dir}/${entry.name}`;
       if (entry.isDirectory()) {
@@ -87,11 +99,19 @@ async function listFiles(root: string): Promise<{ files: FileEntry[]; complete: 
       } else if (entry.isSymbolicLink()) {
         files.push({ rel, size: -1 });
       } else if (entry.isFile() && entry.name !== '.git') {
-        const info = await lstat(path.join(root, rel)).catch(() => null);
-        if (info) files.push({ rel, size: info.size });
+        regular.push(rel);
       }
-      if (files.length >= MAX_WALK) return { files: files.sort(byPath), complete: false };
     }
+    // Sizes of a directory's files, READ_AHEAD at a time.
+    for (let i = 0; i < regular.length && files.length < MAX_WALK; i += READ_AHEAD) {
+      const chunk = regular.slice(i, i + READ_AHEAD);
+      const infos = await Promise.all(chunk.map((rel) => lstat(path.join(root, rel)).catch(() => null)));
+      chunk.forEach((rel, j) => {
+        const info = infos[j];
+        if (info) files.push({ rel, size: info.size });
+      });
+    }
+    if (files.length >= MAX_WALK) return { files: files.slice(0, MAX_WALK).sort(byPath), complete: false };
   }
   return { files: files.sort(byPath), complete: true };
 }
