@@ -10,13 +10,17 @@ import type { ModelPurpose } from '../../events/types.ts';
 import { modelFault } from './faults.ts';
 import { costOf, type TokenUsage } from './prices.ts';
 
-export interface ModelCallRecord {
+/** Which call: where it belongs and its pay-once key. */
+export interface CallIdentity {
   projectId: string;
   runId: string | null;
   taskId: string | null;
   agentId: string | null;
   callKey: string;
   purpose: ModelPurpose;
+}
+
+export interface ModelCallRecord extends CallIdentity {
   model: string;
   requestHash: string;
   response: Anthropic.Message;
@@ -59,13 +63,7 @@ export function cachedJournal(journal: ModelJournal, size = 256): ModelJournal {
   };
 }
 
-export interface CallOnceRequest {
-  projectId: string;
-  runId: string | null;
-  taskId: string | null;
-  agentId: string | null;
-  callKey: string;
-  purpose: ModelPurpose;
+export interface CallOnceRequest extends CallIdentity {
   params: Anthropic.MessageCreateParamsNonStreaming;
   signal: AbortSignal;
 }
