@@ -29,9 +29,9 @@ export function toEnvelope(row: Row): TroupeEvent {
 
 /**
  * Appends inside `tx` (call it last, just before commit: it takes the append lock), or, given
- * the database itself, as a transaction of its own (the statement's). One
- * statement takes the lock, inserts the batch in order and (on Postgres) queues the NOTIFY, so
- * the lock is held for one round trip and the commit, not four: every writer waits on it.
+ * the database itself, as a transaction of its own (the statement's). One statement takes the
+ * lock, inserts the batch in order and (on Postgres) queues the NOTIFY, so the lock is held for
+ * one round trip and the commit, not four: every writer waits on it.
  */
 export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[]): Promise<TroupeEvent[]> {
   if (batch.length === 0) return [];
