@@ -99,6 +99,11 @@ export class EventBus {
     this.subscribers.clear();
   }
 
+  /** The seq of the last event committed to the log (which the feed may not have dispatched yet). */
+  committedSeq(): Promise<number> {
+    return readLastSeq(this.store.db);
+  }
+
   /** Called after a transaction that appended `events` has committed. Never throws. */
   published(events: readonly TroupeEvent[]): void {
     const fresh = events.filter((e) => e.seq > this.lastSeq);

@@ -61,7 +61,7 @@ export function streamRoutes(o: StreamRoutesOptions): Hono {
     return channel;
   };
 
-  const stream = (c: Context, projectId: string | undefined, query: z.output<typeof streamQuery>) => {
+  const stream = async (c: Context, projectId: string | undefined, query: z.output<typeof streamQuery>) => {
     const header = c.req.header('last-event-id');
     let cursor = query.since;
     if (header !== undefined) {
@@ -69,8 +69,10 @@ export function streamRoutes(o: StreamRoutesOptions): Hono {
       if (!parsed.success) throw new TroupeError('validation_failed', 'invalid Last-Event-ID', [{ path: 'Last-Event-ID', message: 'must be an event seq' }]);
       cursor = parsed.data;
     }
-    // Without a cursor, a project stream starts from the project's first event; /api/events starts live.
-    if (cursor === undefined && projectId !== undefined) cursor = 0;
+    // Without a cursor, a project stream starts from the project's first event; /api/events starts
+    // live: after the last event committed when the request came (this process's feed may lag
+    // behind the log by a moment, when other processes write too).
+    if (cursor === undefined) cursor = projectId !== undefined ? 0 : await o.bus.committedSeq();
     const channel = open(c);
     const sub = o.bus.subscribe({ projectId, fromSeq: cursor, types: query.types, room: () => channel.room() }, (e: TroupeEvent) => {
       if (!channel.send({ id: e.seq, event: e.type, data: JSON.stringify(e) })) sub.close();
