@@ -95,39 +95,28 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
 
     async testResult(scope, epoch, attempt, result, verified, correction) {
       await write(async (tx, emit) => {
-        await tx.insert(testResults).values({
-          projectId: scope.projectId,
-          taskId: scope.taskId,
-          runId: scope.runId,
-          agentId: scope.agentId,
-          epoch,
+        // What the event reports is what the row stores, less the output and exit code.
+        const summary = {
           attempt,
           status: result.status,
           passed: result.passed,
           failed: result.failed,
           errors: result.errors,
           skipped: result.skipped,
-          exitCode: result.exitCode,
           durationMs: Math.round(result.durationMs),
           verified,
+        };
+        await tx.insert(testResults).values({
+          projectId: scope.projectId,
+          taskId: scope.taskId,
+          runId: scope.runId,
+          agentId: scope.agentId,
+          epoch,
+          ...summary,
+          exitCode: result.exitCode,
           output: result.output.length > STORED_OUTPUT_MAX ? result.output.slice(-STORED_OUTPUT_MAX) : result.output,
         });
-        emit(
-          event(
-            'test.result',
-            {
-              attempt,
-              status: result.status,
-              passed: result.passed,
-              failed: result.failed,
-              errors: result.errors,
-              skipped: result.skipped,
-              durationMs: Math.round(result.durationMs),
-              verified,
-            },
-            scope,
-          ),
-        );
+        emit(event('test.result', summary, scope));
         if (correction) await writeCorrections(tx, emit, scope, epoch, [correction]);
       });
     },
