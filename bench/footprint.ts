@@ -57,6 +57,9 @@ const settings: LeadSettings = {
   isolation: 'shared',
   testCommand: ['true'],
   testTimeoutMs: 1000,
+  sandbox: { mode: 'none', network: false },
+  review: 'protected',
+  protectedPaths: ['package.json'],
 };
 
 function heap(): number {
@@ -71,7 +74,7 @@ function job(i: number): Job {
     key: `task-${i}`,
     epoch: 0,
     startAttempt: 1,
-    settings: { projectId: 'prj', runId: 'run', workspace: '/tmp/w', isolation: 'shared' as const, testCommand: ['true'], testTimeoutMs: 1000, maxCorrections: 3, model: 'm' },
+    settings: { projectId: 'prj', runId: 'run', workspace: '/tmp/w', isolation: 'shared' as const, testCommand: ['true'], testTimeoutMs: 1000, maxCorrections: 3, model: 'm', sandbox: { mode: 'none', network: false }, review: 'protected', protectedPaths: ['package.json'] },
   };
 }
 

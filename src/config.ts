@@ -19,6 +19,8 @@ const envSchema = z.object({
   TROUPE_MODEL_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   TROUPE_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).default(600_000),
   TROUPE_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  TROUPE_SANDBOX: z.enum(['bwrap', 'none']).default('bwrap'),
+  TROUPE_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(256),
 });
 
 export interface Config {
@@ -31,6 +33,10 @@ export interface Config {
   inspectPort: number | undefined;
   model: { maxRetries: number; timeoutMs: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** `config.sandbox.mode` of new projects that do not say (`TROUPE_SANDBOX`). */
+  sandboxMode: 'bwrap' | 'none';
+  /** SSE streams open at once, across every stream route (`TROUPE_MAX_STREAMS`). */
+  maxStreams: number;
   /** The environment a project's test command runs with: an allowlist, never a secret. */
   childEnv: Record<string, string>;
   /** The whole environment, for the few parts that pass it on as it is (the Anthropic SDK reads its own). */
@@ -72,6 +78,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     inspectPort: e.TROUPE_INSPECT_PORT,
     model: { maxRetries: e.TROUPE_MODEL_MAX_RETRIES, timeoutMs: e.TROUPE_MODEL_TIMEOUT_MS },
     logLevel: e.TROUPE_LOG_LEVEL,
+    sandboxMode: e.TROUPE_SANDBOX,
+    maxStreams: e.TROUPE_MAX_STREAMS,
     childEnv: childEnvFrom(env),
     env,
     ...overrides,

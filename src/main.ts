@@ -87,6 +87,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
       dataDir: config.dataDir,
       workspaceRoot: config.workspaceRoot,
       childEnv: config.childEnv,
+      sandboxMode: config.sandboxMode,
       modelTimeoutMs: config.model.timeoutMs,
       inspectors,
     });

@@ -126,6 +126,10 @@ export class ProgressView {
         }
         return null;
       }
+      case 'task.review_requested':
+        return `${e.data.key}: waiting for review (${e.data.reason}: ${e.data.files.join(', ')})`;
+      case 'task.reviewed':
+        return `${e.data.key}: ${e.data.decision}${e.data.guidance ? ` (${e.data.guidance})` : ''}`;
       case 'agent.created':
       case 'agent.retired':
       case 'files.applied':

@@ -3,6 +3,7 @@
  * statuses, the event log, every model answer and the actors' persisted snapshots live here.
  */
 import { sql } from 'drizzle-orm';
+import type { TaskReview } from '../events/types.ts';
 import {
   bigserial,
   boolean,
@@ -57,6 +58,8 @@ export const tasks = pgTable(
     commit: text('commit'),
     filesChanged: jsonb('files_changed').$type<string[]>().notNull().default([]),
     verified: boolean('verified'),
+    /** While (or since) the task waited for a person: why, which files, after which attempt. */
+    review: jsonb('review').$type<TaskReview>(),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
@@ -158,6 +161,8 @@ export const testResults = pgTable(
     exitCode: integer('exit_code'),
     durationMs: integer('duration_ms').notNull(),
     verified: boolean('verified').notNull(),
+    /** How the command was confined: `bwrap` or `none` (rows from before sandboxing: `none`). */
+    sandbox: text('sandbox').notNull().default('none'),
     /** Capped, secrets-free output of the test command. */
     output: text('output').notNull(),
     createdAt: createdAt(),

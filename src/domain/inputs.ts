@@ -69,6 +69,14 @@ export const configSchema = z.strictObject({
   testTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).optional(),
   isolation: z.enum(['worktree', 'shared']).optional(),
   models: modelsSchema.optional(),
+  sandbox: z
+    .strictObject({
+      mode: z.enum(['bwrap', 'none']).optional(),
+      network: z.boolean().optional(),
+    })
+    .optional(),
+  review: z.enum(['protected', 'always', 'never']).optional(),
+  protectedPaths: z.array(z.string().min(1).max(500)).max(200).optional(),
 });
 export type ConfigInput = z.infer<typeof configSchema>;
 
@@ -81,9 +89,68 @@ export interface ProjectConfig {
   testTimeoutMs: number;
   isolation: 'worktree' | 'shared';
   models: { lead: string; backend: string; frontend: string; test: string };
+  sandbox: { mode: 'bwrap' | 'none'; network: boolean };
+  review: 'protected' | 'always' | 'never';
+  protectedPaths: string[];
 }
 
-export function fillConfig(input: ConfigInput | undefined, isGit: boolean, base?: ProjectConfig): ProjectConfig {
+/**
+ * Files that define how a project's tests run: an answer that changes one of them (or deletes a
+ * test file) goes to a person's review instead of completing on its own.
+ */
+export const DEFAULT_PROTECTED_PATHS: readonly string[] = [
+  'package.json',
+  'package-lock.json',
+  'npm-shrinkwrap.json',
+  'yarn.lock',
+  'pnpm-lock.yaml',
+  'bun.lockb',
+  'bun.lock',
+  'poetry.lock',
+  'Pipfile.lock',
+  'uv.lock',
+  'Cargo.lock',
+  'go.sum',
+  '**/vitest.config.*',
+  '**/vitest.workspace.*',
+  '**/jest.config.*',
+  '**/.mocharc*',
+  '**/ava.config.*',
+  '**/karma.conf.*',
+  '**/playwright.config.*',
+  '**/.c8rc*',
+  '**/.nycrc*',
+  'pytest.ini',
+  'pyproject.toml',
+  'setup.cfg',
+  'setup.py',
+  'tox.ini',
+  'noxfile.py',
+  '**/conftest.py',
+  'Makefile',
+  '.github/**',
+];
+
+/** Defaults that do not come from the project itself (the service's environment). */
+export interface ConfigDefaults {
+  sandboxMode: 'bwrap' | 'none';
+}
+
+/**
+ * A stored project config with every field present: rows written before a field existed get its
+ * default (a stored sandbox mode is never changed by the service's current `TROUPE_SANDBOX`).
+ */
+export function normalizeConfig(stored: Record<string, unknown>): ProjectConfig {
+  const c = stored as Partial<ProjectConfig>;
+  return {
+    ...(c as ProjectConfig),
+    sandbox: { mode: c.sandbox?.mode ?? 'bwrap', network: c.sandbox?.network ?? false },
+    review: c.review ?? 'protected',
+    protectedPaths: c.protectedPaths ?? [...DEFAULT_PROTECTED_PATHS],
+  };
+}
+
+export function fillConfig(input: ConfigInput | undefined, isGit: boolean, base?: ProjectConfig, defaults?: ConfigDefaults): ProjectConfig {
   const b = base;
   return {
     maxConcurrency: input?.maxConcurrency ?? b?.maxConcurrency ?? 3,
@@ -99,6 +166,12 @@ export function fillConfig(input: ConfigInput | undefined, isGit: boolean, base?
       frontend: input?.models?.frontend ?? b?.models.frontend ?? DEFAULT_MODEL,
       test: input?.models?.test ?? b?.models.test ?? DEFAULT_MODEL,
     },
+    sandbox: {
+      mode: input?.sandbox?.mode ?? b?.sandbox.mode ?? defaults?.sandboxMode ?? 'bwrap',
+      network: input?.sandbox?.network ?? b?.sandbox.network ?? false,
+    },
+    review: input?.review ?? b?.review ?? 'protected',
+    protectedPaths: input?.protectedPaths ?? b?.protectedPaths ?? [...DEFAULT_PROTECTED_PATHS],
   };
 }
 

@@ -3,8 +3,8 @@
  * `events` table in the transaction of the state change it reports, then published.
  */
 
-export type TaskStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'blocked' | 'cancelled';
-export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict';
+export type TaskStatus = 'pending' | 'in_progress' | 'review' | 'completed' | 'failed' | 'blocked' | 'cancelled';
+export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict' | 'review_rejected';
 export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
 export type AgentType = 'backend' | 'frontend' | 'test';
 export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
@@ -63,6 +63,8 @@ export interface EventDataMap {
     skipped: number;
     durationMs: number;
     verified: boolean;
+    /** How the test command was confined: `bwrap` (sandboxed) or `none`. */
+    sandbox: 'bwrap' | 'none';
   };
   'correction.attempt': {
     attempt: number;
@@ -72,10 +74,26 @@ export interface EventDataMap {
   };
   'commit.created': { sha: string; message: string; files: string[] };
   'budget.exceeded': { spentUsd: number; budgetUsd: number };
+  /** A task's change waits for a person: it touches protected files, deletes a test, or the project reviews everything. */
+  'task.review_requested': { key: string; attempt: number; reason: ReviewReason; files: string[] };
+  /** A person approved (the change merges) or rejected (discarded; corrected with the guidance, or blocked). */
+  'task.reviewed': { key: string; decision: 'approved' | 'rejected'; guidance?: string };
   progress: Progress;
 }
 
 export type ModelPurpose = 'plan' | 'generate' | 'correct';
+export type ReviewReason = 'protected_paths' | 'tests_deleted' | 'always';
+
+/** Why a task waits (or waited) for a person, as stored on the task row. */
+export interface TaskReview {
+  reason: ReviewReason;
+  /** The files that made it need review (for `always`: every file the task changed). */
+  files: string[];
+  /** The attempt whose passing tests led to the review. */
+  attempt: number;
+  /** The project's own, unmodified test setup passed (so an approval completes `verified`). */
+  verified: boolean;
+}
 export type EventType = keyof EventDataMap;
 export const EVENT_TYPES = [
   'run.started',
@@ -99,6 +117,8 @@ export const EVENT_TYPES = [
   'correction.attempt',
   'commit.created',
   'budget.exceeded',
+  'task.review_requested',
+  'task.reviewed',
   'progress',
 ] as const satisfies readonly EventType[];
 

@@ -30,6 +30,8 @@ import {
   type AgentType,
   type Isolation,
   type Job,
+  type ReviewPolicy,
+  type SandboxSettings,
   type TaskView,
   type WorkerAttemptEvent,
   type WorkerReportEvent,
@@ -48,6 +50,9 @@ export interface LeadSettings {
   isolation: Isolation;
   testCommand: string[];
   testTimeoutMs: number;
+  sandbox: SandboxSettings;
+  review: ReviewPolicy;
+  protectedPaths: string[];
 }
 
 export interface LeadInput {
@@ -135,6 +140,9 @@ function jobFor(context: LeadContext, task: TaskView): Job {
       testTimeoutMs: s.testTimeoutMs,
       maxCorrections: s.maxCorrections,
       model: s.models[task.agentType],
+      sandbox: s.sandbox,
+      review: s.review,
+      protectedPaths: s.protectedPaths,
     },
   };
 }

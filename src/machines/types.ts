@@ -5,11 +5,18 @@
 
 export type AgentType = 'backend' | 'frontend' | 'test';
 export const AGENT_TYPES = ['backend', 'frontend', 'test'] as const satisfies readonly AgentType[];
-export type TaskStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'blocked' | 'cancelled';
-export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict';
+export type TaskStatus = 'pending' | 'in_progress' | 'review' | 'completed' | 'failed' | 'blocked' | 'cancelled';
+export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict' | 'review_rejected';
 export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
 export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
 export type Isolation = 'worktree' | 'shared';
+/** How the test command is confined (README "Security model"). */
+export interface SandboxSettings {
+  mode: 'bwrap' | 'none';
+  network: boolean;
+}
+/** When a task's change waits for a person before it lands. */
+export type ReviewPolicy = 'protected' | 'always' | 'never';
 
 /** What a worker needs to know about the project to do a task; copied into every job. */
 export interface JobSettings {
@@ -21,6 +28,10 @@ export interface JobSettings {
   testTimeoutMs: number;
   maxCorrections: number;
   model: string;
+  sandbox: SandboxSettings;
+  review: ReviewPolicy;
+  /** Globs of files whose change (or deletion) sends the task to review. */
+  protectedPaths: string[];
 }
 
 /** One task handed to a worker. Title and description are loaded by the effects, not carried. */

@@ -62,6 +62,9 @@ export function settings(overrides: Partial<LeadSettings> = {}): LeadSettings {
     isolation: 'shared',
     testCommand: ['true'],
     testTimeoutMs: 1000,
+    sandbox: { mode: 'none', network: false },
+    review: 'protected',
+    protectedPaths: ['package.json'],
     ...overrides,
   };
 }

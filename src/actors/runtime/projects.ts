@@ -22,7 +22,7 @@ import {
 import { projects } from '../../db/schema.ts';
 import { inferAgentType } from '../../domain/agent-type.ts';
 import { checkGraph } from '../../domain/graph.ts';
-import { fillConfig, type CreateProject, type PatchProject, type ProjectConfig, type TaskInput } from '../../domain/inputs.ts';
+import { fillConfig, normalizeConfig, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
 import { invalid, notFound, unprocessable } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { newId } from '../../ids.ts';
@@ -35,6 +35,8 @@ export interface ProjectServiceOptions {
   dataDir: string;
   /** When set, every workspace must resolve inside it. */
   workspaceRoot?: string | undefined;
+  /** `config.sandbox.mode` of projects that do not say (`TROUPE_SANDBOX`). */
+  sandboxMode?: 'bwrap' | 'none' | undefined;
 }
 
 export class ProjectService {
@@ -47,7 +49,7 @@ export class ProjectService {
   async create(input: CreateProject): Promise<ProjectJson> {
     const id = newId('prj');
     const workspace = await this.prepareWorkspace(input.workspace, id);
-    const config = fillConfig(input.config, workspace.git);
+    const config = fillConfig(input.config, workspace.git, undefined, { sandboxMode: this.o.sandboxMode ?? 'bwrap' });
     if (input.config?.isolation === 'worktree' && !workspace.git) {
       throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${workspace.path} is not a git repository` }]);
     }
@@ -109,7 +111,7 @@ export class ProjectService {
   /** Applies a patch; returns the new row (the caller tells a running lead). */
   async patch(id: string, patch: PatchProject): Promise<ProjectRow> {
     const row = await this.row(id);
-    const current = row.config as unknown as ProjectConfig;
+    const current = normalizeConfig(row.config);
     const isGit = current.isolation === 'worktree' || (await isGitDir(row.workspace));
     if (patch.config?.isolation === 'worktree' && !isGit) {
       throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${row.workspace} is not a git repository` }]);

@@ -105,6 +105,7 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
           skipped: result.skipped,
           durationMs: Math.round(result.durationMs),
           verified,
+          sandbox: result.sandbox,
         };
         await tx.insert(testResults).values({
           projectId: scope.projectId,

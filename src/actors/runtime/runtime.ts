@@ -24,7 +24,7 @@ import {
 } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { agents, runs } from '../../db/schema.ts';
-import type { CreateProject, PatchProject, ProjectConfig, TaskInput } from '../../domain/inputs.ts';
+import { normalizeConfig, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
 import { coerceError, conflict, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
 import { Outbox } from '../../events/outbox.ts';
@@ -63,6 +63,8 @@ export interface RuntimeOptions {
   inspectors?: Inspector[];
   /** Resume runs a previous process left active, and adopt runs whose owner died (default true; off for tests sharing a database). */
   resume?: boolean;
+  /** `config.sandbox.mode` of new projects that do not say (`TROUPE_SANDBOX`; default bwrap). */
+  sandboxMode?: 'bwrap' | 'none';
   /** Lease on each hosted run, renewed every third of it (default 30 s). */
   leaseMs?: number;
 }
@@ -89,7 +91,7 @@ export class Runtime {
   constructor(private readonly o: RuntimeOptions) {
     this.outbox = new Outbox(o.store, o.bus);
     this.leases = new Leases(o.store.db, o.leaseMs ?? 30_000);
-    this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot });
+    this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot, sandboxMode: o.sandboxMode });
     const records = createRecords(this.outbox);
     const model = { client: o.client, journal: cachedJournal(records), timeoutMs: o.modelTimeoutMs };
     const maxTokens = o.maxTokens ?? 16_000;
@@ -589,7 +591,7 @@ export class Runtime {
 
 /** The lead's settings from a project row. */
 export function settingsOf(project: ProjectRow): LeadSettings {
-  const c = project.config as unknown as ProjectConfig;
+  const c = normalizeConfig(project.config);
   return {
     maxConcurrency: c.maxConcurrency,
     maxAgents: c.maxAgents,
@@ -600,6 +602,9 @@ export function settingsOf(project: ProjectRow): LeadSettings {
     isolation: c.isolation,
     testCommand: project.testCommand,
     testTimeoutMs: c.testTimeoutMs,
+    sandbox: c.sandbox,
+    review: c.review,
+    protectedPaths: c.protectedPaths,
   };
 }
 

@@ -2,7 +2,7 @@
  * Rows → the JSON shapes of contract §2 (Project, Task, Run, ActorView, usage).
  */
 import type { ActorRow, ProjectRow, RunRow, TaskRow, UsageRow } from '../../db/queries.ts';
-import type { ProjectConfig } from '../../domain/inputs.ts';
+import { normalizeConfig, type ProjectConfig } from '../../domain/inputs.ts';
 import type { Progress } from '../../events/types.ts';
 import type { AgentType, BlockedReason, TaskStatus, TaskView } from '../../machines/types.ts';
 
@@ -106,7 +106,7 @@ export function projectJson(row: ProjectRow, counts: Record<string, number> | un
     workspace: row.workspace,
     testCommand: row.testCommand,
     goal: row.goal,
-    config: row.config as unknown as ProjectConfig,
+    config: normalizeConfig(row.config),
     status: latest?.status ?? 'idle',
     progress: progressFrom(counts),
     usage: usageJson(usage),

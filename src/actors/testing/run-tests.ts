@@ -44,6 +44,8 @@ export interface TestRunResult {
   /** Total bytes the command produced, kept or not. */
   outputBytes: number;
   truncated: boolean;
+  /** How the command was confined. */
+  sandbox: 'bwrap' | 'none';
   /** One short human line: "2 failed, 10 passed", "timed out after 300000 ms", "command not found: pytest". */
   summary: string;
 }
@@ -229,6 +231,7 @@ function startFailure(summary: string, started: number): TestRunResult {
     output: '',
     outputBytes: 0,
     truncated: false,
+    sandbox: 'none',
     summary,
   };
 }
@@ -257,6 +260,7 @@ function buildResult({ exit, timedOut, output, started, timeoutMs }: Outcome): T
     output: text,
     outputBytes: output.totalBytes,
     truncated,
+    sandbox: 'none',
     summary,
   };
 }
