@@ -59,6 +59,8 @@ export interface WorkerEffectDeps extends GenerateDeps {
   worktreesRoot: string;
   /** Environment of test commands and git: an allowlist without secrets. */
   childEnv: Record<string, string>;
+  /** Directories a sandboxed test command must not see (the data dir). */
+  sandboxHide: readonly string[];
   /** Per-project mutex for every change to a workspace's branch. */
   lockProject: (projectId: string) => <T>(fn: () => Promise<T>) => Promise<T>;
 }
@@ -139,6 +141,7 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         env: deps.childEnv,
         timeoutMs: job.settings.testTimeoutMs,
         signal,
+        sandbox: { ...job.settings.sandbox, hidePaths: deps.sandboxHide },
       });
       const verified = result.status === 'passed';
       // A correction whose tests are accepted has succeeded; one that fails is recorded as

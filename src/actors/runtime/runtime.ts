@@ -104,6 +104,7 @@ export class Runtime {
         recorder: records,
         worktreesRoot: path.join(o.dataDir, 'worktrees'),
         childEnv: o.childEnv,
+        sandboxHide: [o.dataDir],
         lockProject: createKeyedMutex(),
       }),
     });

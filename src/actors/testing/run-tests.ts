@@ -26,6 +26,17 @@ export interface TestRunOptions {
   signal?: AbortSignal;
   /** Output kept, head and tail, cut from the middle. Default 256 KiB. */
   maxOutputBytes?: number;
+  /** How to confine the command (default: not at all, `mode: 'none'`). */
+  sandbox?: TestSandbox;
+}
+
+/** The confinement of one test run (README "Security model"). */
+export interface TestSandbox {
+  mode: 'bwrap' | 'none';
+  /** Network inside the sandbox (`bwrap` only; off by default). */
+  network: boolean;
+  /** Directories the command must not see at all, e.g. the service's data dir (the task's tree inside it stays visible). */
+  hidePaths?: readonly string[];
 }
 
 /** The outcome of one run. The exit code decides pass/fail; the counts are what the runner printed. */
