@@ -10,6 +10,7 @@ import { stat } from 'node:fs/promises';
 import { coerceError } from '../../errors.ts';
 import { CappedOutput } from './capped-output.ts';
 import { parseTestSummary, type TestCounts } from './parse-summary.ts';
+import { prepareSandbox, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
 
 /** How a test run ended. `error`: the command could not start or died of a signal we did not send. */
 export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
@@ -88,17 +89,38 @@ export async function runTests(opts: TestRunOptions): Promise<TestRunResult> {
   const cwdProblem = await checkCwd(opts.cwd);
   if (signal?.aborted) throw abortReason(signal);
   if (cwdProblem !== null) return startFailure(cwdProblem, started);
-  return supervise(opts, program, started);
+  if (opts.sandbox?.mode !== 'bwrap') return supervise(opts, { argv: opts.argv, env: opts.env, sandbox: 'none' }, program, started);
+  let sandbox: PreparedSandbox;
+  try {
+    sandbox = await prepareSandbox({ argv: opts.argv, cwd: opts.cwd, env: opts.env, network: opts.sandbox.network, hidePaths: opts.sandbox.hidePaths ?? [] });
+  } catch (thrown) {
+    return startFailure(`cannot prepare the sandbox: ${coerceError(thrown).message}`, started, 'bwrap');
+  }
+  try {
+    if (signal?.aborted) throw abortReason(signal);
+    return await supervise(opts, { argv: sandbox.argv, env: sandbox.env, sandbox: 'bwrap' }, program, started);
+  } finally {
+    await sandbox.dispose();
+  }
 }
 
-function supervise(opts: TestRunOptions, program: string, started: number): Promise<TestRunResult> {
+/** What is actually spawned: the test command itself, or bwrap wrapped around it. */
+interface Launch {
+  argv: readonly string[];
+  env: Record<string, string>;
+  sandbox: TestRunResult['sandbox'];
+}
+
+function supervise(opts: TestRunOptions, launch: Launch, program: string, started: number): Promise<TestRunResult> {
   return new Promise<TestRunResult>((resolve, reject) => {
     const { signal } = opts;
+    const { sandbox } = launch;
     let child: ChildProcess;
     try {
-      child = spawn(program, opts.argv.slice(1), {
+      // Under bwrap, killing its group kills the namespace's init and with it every process inside.
+      child = spawn(launch.argv[0] ?? program, launch.argv.slice(1), {
         cwd: opts.cwd,
-        env: opts.env,
+        env: launch.env,
         // Its own process group, so one kill reaches every grandchild the runner starts.
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -106,7 +128,7 @@ function supervise(opts: TestRunOptions, program: string, started: number): Prom
       });
     } catch (thrown) {
       // Invalid arguments (e.g. a NUL byte in argv) throw synchronously instead of emitting 'error'.
-      resolve(startFailure(describeStartError(coerceError(thrown), program), started));
+      resolve(startFailure(describeStartError(coerceError(thrown), program), started, sandbox));
       return;
     }
 
@@ -136,8 +158,8 @@ function supervise(opts: TestRunOptions, program: string, started: number): Prom
       // The raw reason, as `signal.throwIfAborted()` and fetch do; it is an AbortError by default.
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       if (aborted !== undefined) reject(aborted.reason);
-      else if (startError !== undefined) resolve(startFailure(describeStartError(startError, program), started));
-      else resolve(buildResult({ exit: exit ?? { code: null, signal: null }, timedOut, output, started, timeoutMs: opts.timeoutMs }));
+      else if (startError !== undefined) resolve(startFailure(describeStartError(startError, launch.argv[0] ?? program), started, sandbox));
+      else resolve(buildResult({ exit: exit ?? { code: null, signal: null }, timedOut, output, started, timeoutMs: opts.timeoutMs, sandbox }));
     };
 
     const waitForDrain = (): void => {
@@ -229,7 +251,7 @@ function describeStartError(err: NodeJS.ErrnoException, program: string): string
   return `could not start ${program}: ${err.message}`;
 }
 
-function startFailure(summary: string, started: number): TestRunResult {
+function startFailure(summary: string, started: number, sandbox: TestRunResult['sandbox'] = 'none'): TestRunResult {
   return {
     status: 'error',
     passed: 0,
@@ -242,7 +264,7 @@ function startFailure(summary: string, started: number): TestRunResult {
     output: '',
     outputBytes: 0,
     truncated: false,
-    sandbox: 'none',
+    sandbox,
     summary,
   };
 }
@@ -253,10 +275,14 @@ interface Outcome {
   output: CappedOutput;
   started: number;
   timeoutMs: number;
+  sandbox: TestRunResult['sandbox'];
 }
 
-function buildResult({ exit, timedOut, output, started, timeoutMs }: Outcome): TestRunResult {
+function buildResult({ exit, timedOut, output, started, timeoutMs, sandbox }: Outcome): TestRunResult {
   const { text, truncated } = output.finish();
+  // bwrap reports a program it cannot exec on stderr and exits 1, where spawn would emit ENOENT.
+  const notStarted = sandbox === 'bwrap' && !timedOut ? sandboxStartFailure(exit.code, text) : null;
+  if (notStarted !== null) return { ...startFailure(notStarted, started, sandbox), output: text, outputBytes: output.totalBytes, truncated };
   const counts = parseTestSummary(text, exit.code);
   const { status, summary } = classify(exit, timedOut, counts, timeoutMs);
   return {
@@ -271,7 +297,7 @@ function buildResult({ exit, timedOut, output, started, timeoutMs }: Outcome): T
     output: text,
     outputBytes: output.totalBytes,
     truncated,
-    sandbox: 'none',
+    sandbox,
     summary,
   };
 }
