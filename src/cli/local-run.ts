@@ -33,6 +33,8 @@ export interface LocalRunOptions {
   out: NodeJS.WriteStream;
   /** Fires when the user asks to stop (Ctrl-C): the run is cancelled cleanly. */
   interrupt: AbortSignal;
+  /** `config.sandbox.mode` when the plan does not say (`TROUPE_SANDBOX`). */
+  sandboxMode?: 'bwrap' | 'none' | undefined;
 }
 
 export interface LocalRunResult {
@@ -53,7 +55,7 @@ export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
     : await createStore({ kind: 'pglite', dataDir: path.join(scratch, 'pgdata') });
   const bus = new EventBus(store, o.logger);
   // Another process's runs in a shared database are not ours to resume.
-  const runtime = new Runtime({ store, bus, logger: o.logger, client: o.client, dataDir: scratch, childEnv: childEnvFrom(o.env), resume: false });
+  const runtime = new Runtime({ store, bus, logger: o.logger, client: o.client, dataDir: scratch, childEnv: childEnvFrom(o.env), resume: false, sandboxMode: o.sandboxMode });
   const view = new ProgressView(o.mode, o.out);
   try {
     await store.migrate();

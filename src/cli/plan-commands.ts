@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
+import { bwrapAvailable } from '../actors/testing/sandbox.ts';
 import type { Config } from '../config.ts';
 import { issuesOf, planFileSchema } from '../domain/inputs.ts';
 import { TroupeError } from '../errors.ts';
@@ -72,6 +73,7 @@ async function runPlan(plan: Plan, client: Anthropic, config: Config, json: bool
       env: config.env,
       out: process.stdout,
       interrupt: interrupt.signal,
+      sandboxMode: config.sandboxMode,
     });
   } catch (e) {
     // A plan the service would refuse (a cycle, an unknown dependency, a bad workspace) is bad input.
@@ -103,8 +105,16 @@ export async function demoCommand(config: Config, json: boolean): Promise<number
   try {
     const client = new Anthropic({ baseURL: model.url, apiKey: 'demo-offline', maxRetries: 0 });
     const out = json ? process.stderr : process.stdout;
-    out.write(`Troupe demo — offline, with a scripted model on ${model.url}\nGoal: ${DEMO_GOAL}\n\n`);
-    const result = await runPlan({ name: 'textkit (demo)', testCommand: ['node', '--test'], goal: DEMO_GOAL }, client, config, json);
+    out.write(`Troupe demo — offline, with a scripted model on ${model.url}\nGoal: ${DEMO_GOAL}\n`);
+    // The sandbox when this machine has one; the demo still runs (unconfined, and says so) without.
+    const sandboxed = config.sandboxMode === 'bwrap' && (await bwrapAvailable());
+    if (!sandboxed) {
+      const why = config.sandboxMode === 'none' ? 'TROUPE_SANDBOX=none' : 'bubblewrap is not available here (apt-get install bubblewrap)';
+      out.write(`Tests run without the sandbox: ${why}.\n`);
+    }
+    out.write('\n');
+    const sandbox = { mode: sandboxed ? ('bwrap' as const) : ('none' as const) };
+    const result = await runPlan({ name: 'textkit (demo)', testCommand: ['node', '--test'], goal: DEMO_GOAL, config: { sandbox } }, client, config, json);
     out.write(formatSummary(result));
     out.write(
       [

@@ -26,6 +26,7 @@ import { fillConfig, normalizeConfig, type CreateProject, type PatchProject, typ
 import { invalid, notFound, unprocessable } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { newId } from '../../ids.ts';
+import { bwrapAvailable } from '../testing/sandbox.ts';
 import { ensureWorkspace } from '../workspace/workspace.ts';
 import { insertTasks } from './records.ts';
 import { projectJson, taskJson, usageJson, type ProjectJson, type TaskJson } from './views.ts';
@@ -48,8 +49,11 @@ export class ProjectService {
 
   async create(input: CreateProject): Promise<ProjectJson> {
     const id = newId('prj');
+    const defaults = { sandboxMode: this.o.sandboxMode ?? 'bwrap' } as const;
+    // Refused before anything exists: no workspace is created for a project that cannot run.
+    await requireSandbox(fillConfig(input.config, false, undefined, defaults).sandbox.mode);
     const workspace = await this.prepareWorkspace(input.workspace, id);
-    const config = fillConfig(input.config, workspace.git, undefined, { sandboxMode: this.o.sandboxMode ?? 'bwrap' });
+    const config = fillConfig(input.config, workspace.git, undefined, defaults);
     if (input.config?.isolation === 'worktree' && !workspace.git) {
       throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${workspace.path} is not a git repository` }]);
     }
@@ -117,6 +121,7 @@ export class ProjectService {
       throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${row.workspace} is not a git repository` }]);
     }
     const config = patch.config ? fillConfig(patch.config, isGit, current) : current;
+    if (config.sandbox.mode !== current.sandbox.mode) await requireSandbox(config.sandbox.mode);
     const [updated] = await this.db
       .update(projects)
       .set({
@@ -235,5 +240,14 @@ async function isGitDir(dir: string): Promise<boolean> {
   return fs.stat(path.join(dir, '.git')).then(
     () => true,
     () => false,
+  );
+}
+
+/** A project that asks for the bwrap sandbox needs a bubblewrap that works here: 422 otherwise. */
+async function requireSandbox(mode: 'bwrap' | 'none'): Promise<void> {
+  if (mode !== 'bwrap' || (await bwrapAvailable())) return;
+  throw unprocessable(
+    'the test sandbox (bubblewrap) is not available on this machine: install it (apt-get install bubblewrap) or opt out with "config": {"sandbox": {"mode": "none"}} (or TROUPE_SANDBOX=none for every new project)',
+    [{ path: 'config.sandbox.mode', message: 'bwrap needs a working bubblewrap (apt-get install bubblewrap); "none" runs tests unconfined' }],
   );
 }
