@@ -33,7 +33,7 @@ export interface FanoutResult {
 }
 
 const sample = (i: number, projectId: string) =>
-  event('progress', { total: i, pending: 0, inProgress: 0, completed: i, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId });
+  event('progress', { total: i, pending: 0, inProgress: 0, review: 0, completed: i, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId });
 
 /** Appends `n` events, `perTx` per transaction, until an in-process subscriber has them all. */
 export async function throughput(db: DbKind, n: number, perTx: number): Promise<ThroughputResult> {

@@ -74,6 +74,9 @@ function job(i: number): Job {
     key: `task-${i}`,
     epoch: 0,
     startAttempt: 1,
+    mode: 'work',
+    review: null,
+    guidance: null,
     settings: { projectId: 'prj', runId: 'run', workspace: '/tmp/w', isolation: 'shared' as const, testCommand: ['true'], testTimeoutMs: 1000, maxCorrections: 3, model: 'm', sandbox: { mode: 'none', network: false }, review: 'protected', protectedPaths: ['package.json'] },
   };
 }

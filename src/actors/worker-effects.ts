@@ -14,18 +14,33 @@ import type {
   CommitInput,
   CommitOutput,
   CorrectionInput,
+  DiscardInput,
+  DiscardOutput,
   GiveUpInput,
+  LandInput,
+  LandOutput,
   PrepareInput,
   PrepareOutput,
   TestInput,
   TestOutput,
 } from '../machines/worker.ts';
-import { createGenerate, type GenerateDeps } from './model/generate.ts';
+import { createGenerate, generationKey, type GenerateDeps } from './model/generate.ts';
 import { parseProposal } from './model/proposal.ts';
 import { FAILURE_OUTPUT_MAX, cutMiddle } from './model/prompts.ts';
 import { runTests, type TestRunResult } from './testing/run-tests.ts';
+import { attemptDir, discardAttempt, recordAfter, recordBefore, taskChanges } from './workspace/attempts.ts';
 import { applyFiles, type AppliedFile } from './workspace/files.ts';
-import { commitTaskTree, prepareTaskTree, removeTaskTree, type TaskTreeOptions } from './workspace/task-tree.ts';
+import { refusedWithoutReview, reviewNeeded } from './workspace/review-policy.ts';
+import {
+  commitForReview,
+  commitTaskTree,
+  existingTaskTree,
+  landTaskTree,
+  prepareTaskTree,
+  removeTaskTree,
+  uncommitTaskTree,
+  type TaskTreeOptions,
+} from './workspace/task-tree.ts';
 
 /** Who did what, for every event a worker's effects record. */
 export interface EffectScope {
@@ -59,6 +74,8 @@ export interface WorkerEffectDeps extends GenerateDeps {
   worktreesRoot: string;
   /** Environment of test commands and git: an allowlist without secrets. */
   childEnv: Record<string, string>;
+  /** `<dataDir>/attempts`: what each attempt changed (diffs, undoing a rejected attempt, what to commit). */
+  attemptsRoot: string;
   /** Directories a sandboxed test command must not see (the data dir). */
   sandboxHide: readonly string[];
   /** Per-project mutex for every change to a workspace's branch. */
@@ -83,6 +100,11 @@ function treeOptions(deps: WorkerEffectDeps, job: Job, signal: AbortSignal): Tas
   };
 }
 
+/** Where the attempts of a task are kept (see `attempts.ts`). */
+export function taskAttemptsDir(attemptsRoot: string, projectId: string, taskId: string): string {
+  return path.join(attemptsRoot, projectId, taskId);
+}
+
 /** `.git` may be a directory or, in a worktree or submodule, a file. */
 async function exists(p: string): Promise<boolean> {
   return fs.lstat(p).then(
@@ -103,6 +125,15 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       await requireDir(input.job.settings.workspace);
       // Shared mode works in the workspace itself: nothing to prepare, no git process to start.
       if (input.job.settings.isolation === 'shared') return { treePath: input.job.settings.workspace };
+      if (input.job.mode !== 'work') {
+        // Landing or revising a reviewed change: it lives in the task's existing worktree.
+        const options = treeOptions(deps, input.job, signal);
+        const existing = await existingTaskTree(options);
+        if (existing !== null) return { treePath: existing };
+        // Landed before a crash that came before its report: `land` recognises the merged branch.
+        if (input.job.mode === 'land') return { treePath: options.workspace };
+        throw new Fault(`the change under review is gone: no worktree for ${input.job.key}`, true);
+      }
       try {
         const tree = await prepareTaskTree(treeOptions(deps, input.job, signal));
         return { treePath: tree.path };
@@ -122,7 +153,23 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         await deps.recorder.filesRejected(scope, input.attempt, proposal.reason);
         return { kind: 'rejected', reason: proposal.reason };
       }
-      const result = await applyFiles(input.treePath, proposal.files, signal);
+      const record = attemptDir(taskAttemptsDir(deps.attemptsRoot, scope.projectId, scope.taskId), input.job.epoch, input.attempt);
+      const { review, protectedPaths } = input.job.settings;
+      const result = await applyFiles(input.treePath, proposal.files, {
+        signal,
+        beforeCommit: async (planned) => {
+          if (review === 'never') {
+            const refused = refusedWithoutReview(
+              planned.map((p) => ({ path: p.path, existed: p.exists, exists: p.action !== 'delete' })),
+              protectedPaths,
+            );
+            if (refused) return refused;
+          }
+          await recordBefore(record, planned);
+          return null;
+        },
+      });
+      if (result.ok) await recordAfter(record, input.treePath);
       if (!result.ok) {
         if (result.fatal) throw new Fault(result.reason, true);
         await deps.recorder.filesRejected(scope, input.attempt, result.reason, result.path);
@@ -180,10 +227,24 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       const task = await deps.tasks.loadTask(job.taskId);
       const options = treeOptions(deps, job, signal);
       const message = `${task.title} (${job.key})`;
+      const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
+      // Only what the answers wrote or deleted: never artefacts of the test run.
+      const files = [...new Set([...changes.map((c) => c.path), ...input.files])];
+      const need = reviewNeeded(
+        changes.map((c) => ({ path: c.path, existed: c.before !== null, exists: c.after !== null })),
+        job.settings.review,
+        job.settings.protectedPaths,
+      );
+      if (need) {
+        // Worktree mode: committed on the task's branch, merged only on approval. Shared mode:
+        // the files are in the workspace already; committed (in git) only on approval.
+        if (job.settings.isolation === 'worktree') await commitForReview({ ...options, message, files, lock: deps.lockProject(job.settings.projectId) });
+        return { kind: 'review', review: { ...need, attempt: input.attempt, verified: need.reason === 'always' && input.verified } };
+      }
       const result = await commitTaskTree({
         ...options,
         message,
-        files: input.files,
+        files,
         lock: deps.lockProject(job.settings.projectId),
       });
       if (result.status === 'conflict') {
@@ -194,6 +255,32 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       await deps.recorder.commitCreated(scopeOf(job, input.agentId), { sha: result.sha, message: result.message, files: result.files });
       await removeTaskTree(options).catch(() => undefined);
       return { kind: 'committed', sha: result.sha, files: result.files };
+    }),
+
+    land: fromPromise<LandOutput, LandInput>(async ({ input, signal }) => {
+      const { job } = input;
+      const options = treeOptions(deps, job, signal);
+      const task = await deps.tasks.loadTask(job.taskId);
+      const message = `${task.title} (${job.key})`;
+      const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
+      const commitOptions = { ...options, message, files: changes.map((c) => c.path), lock: deps.lockProject(job.settings.projectId) };
+      const result = job.settings.isolation === 'worktree' ? await landTaskTree(commitOptions) : await commitTaskTree(commitOptions);
+      if (result.status === 'conflict') {
+        await removeTaskTree(options).catch(() => undefined);
+        return { kind: 'conflict', detail: `${result.detail} (work kept on branch ${result.branch})` };
+      }
+      if (result.status === 'not_git') return { kind: 'committed', sha: null, files: changes.map((c) => c.path) };
+      await deps.recorder.commitCreated(scopeOf(job, input.agentId), { sha: result.sha, message: result.message, files: result.files });
+      await removeTaskTree(options).catch(() => undefined);
+      return { kind: 'committed', sha: result.sha, files: result.files };
+    }),
+
+    discard: fromPromise<DiscardOutput, DiscardInput>(async ({ input, signal }) => {
+      const { job } = input;
+      const attempt = job.review?.attempt ?? job.startAttempt;
+      if (job.settings.isolation === 'worktree') await uncommitTaskTree(treeOptions(deps, job, signal));
+      await discardAttempt(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch, attempt, input.treePath);
+      return { callKey: generationKey(job.taskId, job.epoch, attempt) };
     }),
   };
 }

@@ -2,7 +2,9 @@
  * The event catalogue of contract §4: one discriminated union. Each event is stored in the
  * `events` table in the transaction of the state change it reports, then published.
  */
+import type { ReviewReason } from '../machines/types.ts';
 
+export type { ReviewReason, TaskReview } from '../machines/types.ts';
 export type TaskStatus = 'pending' | 'in_progress' | 'review' | 'completed' | 'failed' | 'blocked' | 'cancelled';
 export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict' | 'review_rejected';
 export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
@@ -14,6 +16,8 @@ export interface Progress {
   total: number;
   pending: number;
   inProgress: number;
+  /** Tasks waiting for a person's approve or reject. */
+  review: number;
   completed: number;
   failed: number;
   blocked: number;
@@ -82,18 +86,7 @@ export interface EventDataMap {
 }
 
 export type ModelPurpose = 'plan' | 'generate' | 'correct';
-export type ReviewReason = 'protected_paths' | 'tests_deleted' | 'always';
 
-/** Why a task waits (or waited) for a person, as stored on the task row. */
-export interface TaskReview {
-  reason: ReviewReason;
-  /** The files that made it need review (for `always`: every file the task changed). */
-  files: string[];
-  /** The attempt whose passing tests led to the review. */
-  attempt: number;
-  /** The project's own, unmodified test setup passed (so an approval completes `verified`). */
-  verified: boolean;
-}
 export type EventType = keyof EventDataMap;
 export const EVENT_TYPES = [
   'run.started',

@@ -3,14 +3,18 @@
  * how a failure spreads to dependents and how a retry brings them back. Functions take the
  * lead's context pieces and return new values plus the intents the writer must persist.
  */
-import type { AgentType, BlockedReason, RunStatus, TaskStatus, TaskView } from './types.ts';
+import type { AgentType, BlockedReason, RunStatus, TaskReview, TaskStatus, TaskView } from './types.ts';
 
 /** Something the lead decided that must be written (guarded) before it counts. */
 export type Intent =
   | { type: 'assign'; taskId: string; key: string; agentId: string; agentType: AgentType; newAgent: boolean }
   | { type: 'retire'; agentId: string; agentType: AgentType }
   | { type: 'attempt'; taskId: string; key: string; attempt: number }
-  | { type: 'complete'; taskId: string; key: string; commit: string | null; files: string[]; verified: boolean }
+  | { type: 'complete'; taskId: string; key: string; commit: string | null; files: string[]; verified: boolean; detail?: string }
+  /** Tests passed; the change waits for a person. */
+  | { type: 'review'; taskId: string; key: string; review: TaskReview }
+  /** A person decided: the task goes back to the queue for a worker to land or revise it. */
+  | { type: 'decide'; taskId: string; key: string; review: TaskReview; guidance: string | null }
   | { type: 'block'; taskId: string; key: string; reason: BlockedReason; detail: string }
   | { type: 'fail'; taskId: string; key: string; detail: string }
   | { type: 'cancel'; taskId: string; key: string }
@@ -198,7 +202,7 @@ export function requeue(tasks: Tasks, key: string, guidance: string | null | und
   const intents: Intent[] = [];
   const fresh = (k: string, g: string | null | undefined) => {
     const t = next[k]!;
-    next[k] = { ...t, status: 'pending', blockedReason: null, epoch: t.epoch + 1, attempts: 0, agentId: null };
+    next[k] = { ...t, status: 'pending', blockedReason: null, epoch: t.epoch + 1, attempts: 0, agentId: null, review: null };
     intents.push({ type: 'requeue', taskId: t.id, key: k, newEpoch: true, guidance: g });
   };
   for (const root of deadRoots(tasks, key)) fresh(root, undefined);
@@ -229,11 +233,28 @@ export function allCompleted(tasks: Tasks): boolean {
   return Object.values(tasks).every((t) => t.status === 'completed');
 }
 
+/**
+ * A person decided about a task in review: it goes back to the queue (its dependencies are
+ * done) with the decision, for a worker to land (approved) or undo and maybe correct (rejected).
+ */
+export function decideReview(tasks: Tasks, key: string, decision: 'approved' | 'rejected', guidance: string | null): { tasks: Tasks; intents: Intent[] } {
+  const task = tasks[key];
+  if (task?.status !== 'review' || !task.review) return { tasks, intents: [] };
+  const review: TaskReview = { ...task.review, decision };
+  const kept = decision === 'rejected' ? guidance : null;
+  return {
+    tasks: { ...tasks, [key]: { ...task, status: 'pending', agentId: null, review, guidance: kept ?? task.guidance ?? null } },
+    intents: [{ type: 'decide', taskId: task.id, key, review, guidance: kept }],
+  };
+}
+
 /** One sentence for the run's `summary`. */
 export function summarize(tasks: Tasks, budgetBlocked: boolean): string {
   const all = Object.values(tasks);
   const done = all.filter((t) => t.status === 'completed').length;
   if (done === all.length) return `all ${all.length} task(s) completed`;
+  const waiting = all.filter((t) => t.status === 'review').sort((a, b) => a.ordinal - b.ordinal);
+  const review = waiting.length > 0 ? `waiting for review (approve or reject): ${waiting.slice(0, 10).map((t) => t.key).join(', ')}${waiting.length > 10 ? ', …' : ''}; ` : '';
   const stuck = all
     .filter((t) => t.status !== 'completed')
     .sort((a, b) => a.ordinal - b.ordinal)
@@ -241,5 +262,5 @@ export function summarize(tasks: Tasks, budgetBlocked: boolean): string {
     .map((t) => `${t.key} (${t.blockedReason ?? t.status})`);
   const more = all.length - done > 10 ? ', …' : '';
   const why = budgetBlocked ? 'budget exhausted; ' : '';
-  return `${why}${done} of ${all.length} task(s) completed; not completed: ${stuck.join(', ')}${more}`;
+  return `${why}${review}${done} of ${all.length} task(s) completed; not completed: ${stuck.join(', ')}${more}`;
 }

@@ -13,6 +13,7 @@
 import { and, assign, enqueueActions, fromPromise, not, setup, stateIn } from 'xstate';
 import {
   allCompleted,
+  decideReview,
   inFlight,
   isDead,
   planDispatch,
@@ -38,7 +39,7 @@ import {
 } from './types.ts';
 import { workerMachine } from './worker.ts';
 
-export const LEAD_MACHINE_VERSION = 1;
+export const LEAD_MACHINE_VERSION = 2;
 
 export interface LeadSettings {
   maxConcurrency: number;
@@ -101,6 +102,8 @@ export type LeadEvent =
   | { type: 'CANCEL' }
   | { type: 'CANCEL_TASK'; key: string }
   | { type: 'RETRY'; key: string; guidance?: string | null }
+  /** A person's decision about a task in `review`. */
+  | { type: 'REVIEW'; key: string; decision: 'approved' | 'rejected'; guidance?: string | null }
   | { type: 'TASKS_ADDED'; tasks: TaskView[] }
   | { type: 'SETTINGS_UPDATED'; settings: LeadSettings }
   | WorkerReportEvent
@@ -126,11 +129,15 @@ function withNewTasks(context: LeadContext, list: TaskView[]): Partial<LeadConte
 
 function jobFor(context: LeadContext, task: TaskView): Job {
   const s = context.settings;
+  const decision = task.review?.decision;
   return {
     taskId: task.id,
     key: task.key,
     epoch: task.epoch,
     startAttempt: Math.max(1, task.attempts),
+    mode: decision === 'approved' ? 'land' : decision === 'rejected' ? 'revise' : 'work',
+    review: task.review ?? null,
+    guidance: decision === 'rejected' ? (task.guidance ?? null) : null,
     settings: {
       projectId: context.projectId,
       runId: context.runId,
@@ -184,9 +191,10 @@ export const leadMachine = setup({
     taskCancellable: ({ context, event }) => {
       if (event.type !== 'CANCEL_TASK') return false;
       const status = context.tasks[event.key]?.status;
-      return status === 'pending' || status === 'in_progress';
+      return status === 'pending' || status === 'in_progress' || status === 'review';
     },
     taskRetryable: ({ context, event }) => event.type === 'RETRY' && retryable(context, event.key),
+    taskInReview: ({ context, event }) => event.type === 'REVIEW' && context.tasks[event.key]?.status === 'review',
     foundNewTasks: ({ event }) => ((event as unknown as { output: PersistOutput }).output.added?.length ?? 0) > 0,
     planned: ({ event }) => (event as unknown as { output: PlanOutput }).output.kind === 'planned',
     isWorkerCrash: ({ event }) => WORKER_ERROR_ID.test(event.type),
@@ -260,9 +268,16 @@ export const leadMachine = setup({
       let budgetBlocked = context.budgetBlocked;
       const o = event.outcome;
       switch (o.kind) {
-        case 'completed':
+        case 'completed': {
           tasks[task.key] = { ...task, status: 'completed' };
-          intents.push({ type: 'complete', taskId: task.id, key: task.key, commit: o.commit, files: o.files, verified: o.verified });
+          const approved = task.review?.decision === 'approved';
+          const detail = approved && !o.verified ? `approved in review; not verified: the change touched the test setup (${task.review?.files.join(', ') ?? ''})` : undefined;
+          intents.push({ type: 'complete', taskId: task.id, key: task.key, commit: o.commit, files: o.files, verified: o.verified, detail });
+          break;
+        }
+        case 'review':
+          tasks[task.key] = { ...task, status: 'review', review: o.review, agentId: null };
+          intents.push({ type: 'review', taskId: task.id, key: task.key, review: o.review });
           break;
         case 'blocked':
           tasks[task.key] = { ...task, status: 'blocked', blockedReason: o.reason };
@@ -317,6 +332,13 @@ export const leadMachine = setup({
         workers,
         queue: [...context.queue, { type: 'cancel', taskId: task.id, key: task.key }, ...spread.intents],
       });
+    }),
+
+    /** Approve or reject: the task goes back to the queue with the decision (see `decideReview`). */
+    reviewTask: assign(({ context, event }) => {
+      if (event.type !== 'REVIEW') return {};
+      const r = decideReview(context.tasks, event.key, event.decision, event.guidance ?? null);
+      return { tasks: r.tasks, queue: [...context.queue, ...r.intents] };
     }),
 
     retryTask: assign(({ context, event }) => {
@@ -386,7 +408,7 @@ export const leadMachine = setup({
         workers[slot.agentId] = { ...slot, taskKey: null, working: false };
       }
       for (const t of Object.values(tasks)) {
-        if (t.status === 'pending' || t.status === 'in_progress') {
+        if (t.status === 'pending' || t.status === 'in_progress' || t.status === 'review') {
           tasks[t.key] = { ...t, status: 'cancelled' };
           intents.push({ type: 'cancel', taskId: t.id, key: t.key });
         }
@@ -490,6 +512,7 @@ export const leadMachine = setup({
         CANCEL: 'cancelling',
         CANCEL_TASK: { guard: 'taskCancellable', actions: 'cancelTask' },
         RETRY: { guard: 'taskRetryable', actions: 'retryTask' },
+        REVIEW: { guard: 'taskInReview', actions: 'reviewTask' },
         TASKS_ADDED: { actions: 'addTasks' },
         SETTINGS_UPDATED: [
           { guard: 'budgetRaised', actions: ['updateSettings', 'requeueBudgetBlocked'] },
@@ -564,12 +587,17 @@ export const leadMachine = setup({
       },
     },
     blocked: {
-      // Nothing more can run until a person retries a task or raises the budget.
+      // Nothing more can run until a person retries a task, reviews one or raises the budget.
       on: {
         RETRY: {
           guard: 'taskRetryable',
           target: 'active',
           actions: ['retryTask', { type: 'enqueue', params: [{ type: 'run', status: 'running' }] }],
+        },
+        REVIEW: {
+          guard: 'taskInReview',
+          target: 'active',
+          actions: ['reviewTask', { type: 'enqueue', params: [{ type: 'run', status: 'running' }] }],
         },
         SETTINGS_UPDATED: [
           {

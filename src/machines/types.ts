@@ -17,6 +17,26 @@ export interface SandboxSettings {
 }
 /** When a task's change waits for a person before it lands. */
 export type ReviewPolicy = 'protected' | 'always' | 'never';
+export type ReviewReason = 'protected_paths' | 'tests_deleted' | 'always';
+
+/** Why a task waits (or waited) for a person, and what the person decided. */
+export interface TaskReview {
+  reason: ReviewReason;
+  /** The files that made it need review (for `always`: every file the task changed). */
+  files: string[];
+  /** The attempt whose passing tests led to the review. */
+  attempt: number;
+  /** The project's own, unmodified test setup passed (so an approval completes `verified`). */
+  verified: boolean;
+  /** Set by approve/reject; the task is then `pending` until a worker lands or revises it. */
+  decision?: 'approved' | 'rejected';
+}
+
+/**
+ * What a worker does with a job: `work` generates, tests and commits; `land` merges a change a
+ * person approved; `revise` undoes a rejected attempt and, with guidance, corrects it.
+ */
+export type JobMode = 'work' | 'land' | 'revise';
 
 /** What a worker needs to know about the project to do a task; copied into every job. */
 export interface JobSettings {
@@ -42,6 +62,11 @@ export interface Job {
   epoch: number;
   /** Generation to start with: 1, or the last recorded attempt when a run is rebuilt. */
   startAttempt: number;
+  mode: JobMode;
+  /** `land` and `revise`: the review the person decided. */
+  review: TaskReview | null;
+  /** `revise`: the person's guidance (null: no correction, the task ends `review_rejected`). */
+  guidance: string | null;
   settings: JobSettings;
 }
 
@@ -58,6 +83,10 @@ export interface TaskView {
   epoch: number;
   attempts: number;
   agentId: string | null;
+  /** Set while the task waits for review, and after a decision until a worker acts on it. */
+  review?: TaskReview | null;
+  /** A rejection's guidance, carried to the revising worker. */
+  guidance?: string | null;
 }
 
 /** A fault from an effect, as the machines see it. `fatal`: no retry inside the run can fix it. */
@@ -80,7 +109,9 @@ export function faultMessage(error: unknown): string {
 /** How a worker's task ended, reported to the lead. */
 export type WorkerOutcome =
   | { kind: 'completed'; commit: string | null; files: string[]; verified: boolean }
-  | { kind: 'blocked'; reason: 'attempts_exhausted' | 'merge_conflict'; detail: string }
+  | { kind: 'blocked'; reason: 'attempts_exhausted' | 'merge_conflict' | 'review_rejected'; detail: string }
+  /** Tests passed, but the change waits for a person (worktree mode: committed on its branch). */
+  | { kind: 'review'; review: TaskReview }
   | { kind: 'budget_exhausted'; spentUsd: number; budgetUsd: number }
   | { kind: 'failed'; detail: string };
 

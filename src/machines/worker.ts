@@ -2,8 +2,11 @@
  * The worker statechart: one machine for backend, frontend and test agents.
  *
  *   idle → preparing → generating → applying → testing → committing → idle
- *                          ↑                      │ failed, attempts left
- *                          └──── correcting ←─────┘ (no attempts left: exhausted → idle)
+ *              │           ↑                      │ failed, attempts left      (or: waits for review)
+ *              │           └──── correcting ←─────┘ (no attempts left: exhausted → idle)
+ *              │                     ↑
+ *              ├─ revise → discarding┘ (a rejected change undone; without guidance → idle)
+ *              └─ land → landing → idle (an approved change merged)
  *
  * A failed attempt is output data (an invalid answer, refused files, failing tests) and
  * drives normal transitions; `onError` is for faults. Leaving a state aborts its effect.
@@ -16,17 +19,18 @@ import {
   testsAccepted,
   type AgentType,
   type Job,
+  type TaskReview,
   type TestStatus,
   type WorkerAttemptEvent,
   type WorkerOutcome,
   type WorkerReportEvent,
 } from './types.ts';
 
-export const WORKER_MACHINE_VERSION = 1;
+export const WORKER_MACHINE_VERSION = 2;
 
 /** Why the previous attempt failed: the correction prompt is built from it. */
 export interface AttemptFailure {
-  kind: 'invalid_answer' | 'files_rejected' | 'tests_failed' | 'model_error';
+  kind: 'invalid_answer' | 'files_rejected' | 'tests_failed' | 'model_error' | 'review_rejected';
   summary: string;
   /** Failing test output, already cut from the middle when long. */
   excerpt?: string;
@@ -66,10 +70,27 @@ export interface CorrectionInput {
 }
 export interface GiveUpInput { agentId: string; job: Job; correction: number; failure: AttemptFailure }
 
-export interface CommitInput { agentId: string; job: Job; attempt: number; treePath: string; files: string[] }
+export interface CommitInput {
+  agentId: string;
+  job: Job;
+  attempt: number;
+  treePath: string;
+  files: string[];
+  /** The tests passed (not only "no tests found"). */
+  verified: boolean;
+}
 export type CommitOutput =
   | { kind: 'committed'; sha: string | null; files: string[] }
-  | { kind: 'conflict'; detail: string };
+  | { kind: 'conflict'; detail: string }
+  | { kind: 'review'; review: TaskReview };
+
+/** Merges (worktree) or commits in place (shared) a change a person approved. */
+export interface LandInput { agentId: string; job: Job }
+export type LandOutput = Exclude<CommitOutput, { kind: 'review' }>;
+
+/** Undoes the attempt a person rejected; `callKey`: that attempt's answer, for the correction prompt. */
+export interface DiscardInput { agentId: string; job: Job; treePath: string }
+export interface DiscardOutput { callKey: string }
 
 export interface WorkerInput { agentId: string; agentType: AgentType }
 
@@ -123,6 +144,8 @@ export const workerMachine = setup({
     correct: notProvided('correct') as unknown as ReturnType<typeof fromPromise<void, CorrectionInput>>,
     giveUp: notProvided('giveUp') as unknown as ReturnType<typeof fromPromise<void, GiveUpInput>>,
     commit: notProvided('commit') as unknown as ReturnType<typeof fromPromise<CommitOutput, CommitInput>>,
+    land: notProvided('land') as unknown as ReturnType<typeof fromPromise<LandOutput, LandInput>>,
+    discard: notProvided('discard') as unknown as ReturnType<typeof fromPromise<DiscardOutput, DiscardInput>>,
   },
   guards: {
     canCorrect: ({ context }) => context.attempt - 1 < job(context).settings.maxCorrections,
@@ -132,6 +155,10 @@ export const workerMachine = setup({
     /** `no_tests` fails a test agent's attempt; other agents complete unverified. */
     testsAccepted: ({ context, event }) => testsAccepted(outputOf<TestOutput>(event).status, context.agentType),
     committed: ({ event }) => outputOf<CommitOutput>(event).kind === 'committed',
+    needsReview: ({ event }) => outputOf<CommitOutput>(event).kind === 'review',
+    isLanding: ({ context }) => job(context).mode === 'land',
+    isRevising: ({ context }) => job(context).mode === 'revise',
+    hasGuidance: ({ context }) => job(context).guidance !== null,
     isFatal: (_, params: { error: unknown }) => isFatalFault(params.error),
   },
   actions: {
@@ -163,7 +190,79 @@ export const workerMachine = setup({
       invoke: {
         src: 'prepare',
         input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
-        onDone: { target: 'generating', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
+        onDone: [
+          { guard: 'isLanding', target: 'landing', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
+          { guard: 'isRevising', target: 'discarding', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
+          { target: 'generating', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
+        ],
+        onError: {
+          target: 'idle',
+          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
+        },
+      },
+    },
+    landing: {
+      // A person approved the change under review: merge it (it was tested before the review).
+      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      invoke: {
+        src: 'land',
+        input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
+        onDone: [
+          {
+            guard: 'committed',
+            target: 'idle',
+            actions: [
+              sendParent(({ context, event }) => {
+                const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
+                return report(context, { kind: 'completed', commit: out.sha, files: out.files, verified: job(context).review?.verified ?? false });
+              }),
+              'clearJob',
+            ],
+          },
+          {
+            target: 'idle',
+            actions: [
+              sendParent(({ context, event }) =>
+                report(context, { kind: 'blocked', reason: 'merge_conflict', detail: (event.output as { detail: string }).detail }),
+              ),
+              'clearJob',
+            ],
+          },
+        ],
+        onError: {
+          target: 'idle',
+          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
+        },
+      },
+    },
+    discarding: {
+      // A person rejected the change: the tree goes back to where it was before that attempt.
+      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      invoke: {
+        src: 'discard',
+        input: ({ context }) => ({ agentId: context.agentId, job: job(context), treePath: context.treePath ?? '' }),
+        onDone: [
+          {
+            guard: 'hasGuidance',
+            target: 'correcting',
+            actions: assign(({ context, event }) => ({
+              callKey: event.output.callKey,
+              failure: {
+                kind: 'review_rejected' as const,
+                summary: `A person reviewed your change and rejected it; it has been undone. Their guidance: ${job(context).guidance ?? ''}`,
+              },
+            })),
+          },
+          {
+            target: 'idle',
+            actions: [
+              sendParent(({ context }) =>
+                report(context, { kind: 'blocked', reason: 'review_rejected', detail: 'rejected in review: the change was discarded' }),
+              ),
+              'clearJob',
+            ],
+          },
+        ],
         onError: {
           target: 'idle',
           actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
@@ -355,6 +454,7 @@ export const workerMachine = setup({
           attempt: context.attempt,
           treePath: context.treePath ?? '',
           files: context.files,
+          verified: context.tested?.status === 'passed',
         }),
         onDone: [
           {
@@ -370,6 +470,16 @@ export const workerMachine = setup({
                   verified: context.tested?.status === 'passed',
                 });
               }),
+              'clearJob',
+            ],
+          },
+          {
+            // Tests passed, but the change touches what decides the tests (or the project reviews
+            // everything): it waits for a person instead of landing.
+            guard: 'needsReview',
+            target: 'idle',
+            actions: [
+              sendParent(({ context, event }) => report(context, { kind: 'review', review: (event.output as { review: TaskReview }).review })),
               'clearJob',
             ],
           },

@@ -37,7 +37,7 @@ function appendConcurrently(projectId: string, n: number, per: number): Promise<
     Array.from({ length: n }, (_, i) =>
       outbox.transact(async (_tx, emit) => {
         for (let j = 0; j < per; j++) {
-          emit(event('progress', { total: i, pending: j, inProgress: 0, completed: 0, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId }));
+          emit(event('progress', { total: i, pending: j, inProgress: 0, review: 0, completed: 0, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId }));
         }
       }),
     ),

@@ -36,11 +36,11 @@ describe('/api/events with another process writing', () => {
       const before = `prj_before_${randomBytes(4).toString('hex')}`;
       const after = `prj_after_${randomBytes(4).toString('hex')}`;
       // Committed elsewhere; the client connects at once, before NOTIFY can have reached us.
-      await outbox.append(event('progress', { total: 1, pending: 1, inProgress: 0, completed: 0, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId: before }));
+      await outbox.append(event('progress', { total: 1, pending: 1, inProgress: 0, review: 0, completed: 0, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId: before }));
       const res = await t.request('GET', '/api/events');
       const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
       expect(new TextDecoder().decode((await reader.read()).value)).toBe(': connected\n\n');
-      await outbox.append(event('progress', { total: 1, pending: 0, inProgress: 1, completed: 0, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId: after }));
+      await outbox.append(event('progress', { total: 1, pending: 0, inProgress: 1, review: 0, completed: 0, failed: 0, blocked: 0, cancelled: 0, percent: 0 }, { projectId: after }));
       let text = '';
       while (!text.includes(after)) text += new TextDecoder().decode((await reader.read()).value);
       await reader.cancel();

@@ -14,7 +14,7 @@ import type { Emit, Outbox } from '../../events/outbox.ts';
 import { event, type EventType } from '../../events/types.ts';
 import type { Intent, IntentResult } from '../../machines/lead-logic.ts';
 import type { PersistInput, PersistOutput } from '../../machines/lead.ts';
-import type { BlockedReason, RunStatus, TaskStatus, TaskView } from '../../machines/types.ts';
+import type { BlockedReason, RunStatus, TaskReview, TaskStatus, TaskView } from '../../machines/types.ts';
 import { progressFrom, taskViewOf } from './views.ts';
 
 const FINAL_RUN: RunStatus[] = ['completed', 'cancelled', 'failed'];
@@ -185,9 +185,27 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
         filesChanged: intent.files,
         verified: intent.verified,
         blockedReason: null,
-        reason: intent.verified ? null : 'completed without verification: the test command found no tests',
+        reason: intent.detail ?? (intent.verified ? null : 'completed without verification: the test command found no tests'),
       }, (row) => row.status === 'completed');
       if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'completed');
+      return r;
+    }
+    case 'review': {
+      const r = await transition(tx, intent.taskId, ['in_progress'], { status: 'review', review: intent.review, agentId: null, reason: reviewWords(intent.review) }, (row) => row.status === 'review');
+      if (!fresh(r)) return r;
+      emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'review', { reason: reviewWords(intent.review) });
+      const { reason, files, attempt } = intent.review;
+      emit(event('task.review_requested', { key: intent.key, attempt, reason, files }, { ...scope, taskId: intent.taskId }));
+      return r;
+    }
+    case 'decide': {
+      const set: Partial<typeof tasks.$inferInsert> & { status: TaskStatus } = { status: 'pending', review: intent.review, agentId: null, reason: null };
+      if (intent.guidance) set.guidance = intent.guidance;
+      const r = await transition(tx, intent.taskId, ['review'], set, (row) => row.status === 'pending');
+      if (!fresh(r)) return r;
+      const decision = intent.review.decision ?? 'approved';
+      emit(event('task.reviewed', { key: intent.key, decision, ...(intent.guidance ? { guidance: intent.guidance } : {}) }, { ...scope, taskId: intent.taskId }));
+      emitStatus(emit, scope, intent.taskId, intent.key, 'review', 'pending');
       return r;
     }
     case 'block': {
@@ -202,7 +220,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
       return r;
     }
     case 'cancel': {
-      const r = await transition(tx, intent.taskId, ['pending', 'in_progress'], { status: 'cancelled', reason: 'cancelled' }, (row) => row.status === 'cancelled');
+      const r = await transition(tx, intent.taskId, ['pending', 'in_progress', 'review'], { status: 'cancelled', reason: 'cancelled' }, (row) => row.status === 'cancelled');
       if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, r.from!, 'cancelled');
       return r;
     }
@@ -218,6 +236,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
       if (intent.newEpoch) {
         set.epoch = sql`${tasks.epoch} + 1` as unknown as number;
         set.attempts = 0;
+        set.review = null;
         if (intent.guidance) set.guidance = intent.guidance;
       }
       const r = await transition(tx, intent.taskId, ['failed', 'blocked', 'cancelled'], set, (row) => row.status === 'pending');
@@ -234,6 +253,18 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
     case 'budget':
       emit(event('budget.exceeded', { spentUsd: intent.spentUsd, budgetUsd: intent.budgetUsd }, scope));
       return { applied: true };
+  }
+}
+
+function reviewWords(review: TaskReview): string {
+  const files = review.files.slice(0, 20).join(', ');
+  switch (review.reason) {
+    case 'protected_paths':
+      return `waiting for review: the change touches files that decide how the tests run (${files})`;
+    case 'tests_deleted':
+      return `waiting for review: the change deletes test files (${files})`;
+    case 'always':
+      return 'waiting for review: this project reviews every change';
   }
 }
 

@@ -33,12 +33,14 @@ import { event } from '../../events/types.ts';
 import { newId } from '../../ids.ts';
 import type { Logger } from '../../logger.ts';
 import { LEAD_MACHINE_VERSION, leadMachine, type LeadEvent, type LeadInput, type LeadMachine, type LeadSettings } from '../../machines/lead.ts';
-import { requeue, type Intent } from '../../machines/lead-logic.ts';
+import { decideReview, requeue, type Intent } from '../../machines/lead-logic.ts';
 import type { AgentType, RunStatus } from '../../machines/types.ts';
 import { WORKER_MACHINE_VERSION, workerMachine } from '../../machines/worker.ts';
 import { cachedJournal } from '../model/journal.ts';
 import { createPlan } from '../model/plan.ts';
-import { createWorkerEffects } from '../worker-effects.ts';
+import { createWorkerEffects, taskAttemptsDir } from '../worker-effects.ts';
+import { attemptChanges, taskChanges } from '../workspace/attempts.ts';
+import { diffChanges, type FileDiff } from '../workspace/diff.ts';
 import { toMermaid } from './diagram.ts';
 import { InspectionHub, type InspectionListener } from './inspection.ts';
 import { LeadHost, type Inspector } from './lead-host.ts';
@@ -105,6 +107,7 @@ export class Runtime {
         worktreesRoot: path.join(o.dataDir, 'worktrees'),
         childEnv: o.childEnv,
         sandboxHide: [o.dataDir],
+        attemptsRoot: path.join(o.dataDir, 'attempts'),
         lockProject: createKeyedMutex(),
       }),
     });
@@ -280,12 +283,64 @@ export class Runtime {
     return this.taskJson(projectId, row.id);
   }
 
+  /**
+   * A person's decision about a task in `review`: approved, its change is merged and the task
+   * completes; rejected, the change is discarded and, with guidance, corrected (otherwise the task
+   * ends `blocked`, `review_rejected`). Either way a worker of the run does it: a blocked run
+   * resumes by itself; with no run, the next start picks it up. Answers with the task as the
+   * decision leaves it (`pending`, queued for that worker).
+   */
+  async reviewTask(projectId: string, ref: string, decision: 'approved' | 'rejected', guidance?: string): Promise<TaskJson> {
+    this.assertAccepting();
+    await this.projects.row(projectId);
+    const row = await taskByRef(this.db, projectId, ref);
+    if (!row) throw notFound('task');
+    const verb = decision === 'approved' ? 'approved' : 'rejected';
+    if (row.status !== 'review' || !row.review) throw conflict(`task ${row.key} is ${row.status}: only a task in review can be ${verb}`);
+    let host = await this.settledHost(projectId);
+    if (!host) {
+      await this.assertNotElsewhere(projectId);
+      const latest = (await latestRuns(this.db, [projectId])).get(projectId);
+      if (latest?.status === 'blocked') host = await this.launch(latest, 'blocked');
+    }
+    const e: LeadEvent = { type: 'REVIEW', key: row.key, decision, guidance: guidance ?? null };
+    if (host?.can(e)) {
+      host.send(e);
+    } else if (host) {
+      throw conflict(`the run is ${host.runStatus()}: it cannot take a review decision now`);
+    } else {
+      await this.outbox.transact(async (tx, emit) => {
+        const deps = await dependencyKeys(tx, projectId);
+        const { intents } = decideReview({ [row.key]: taskViewOf(row, deps.get(row.id) ?? []) }, row.key, decision, guidance ?? null);
+        await persistBatch(tx, emit, { projectId, runId: '', intents });
+      });
+    }
+    const task = await this.taskJson(projectId, row.id);
+    if (task.status !== 'review') return task;
+    return { ...task, status: 'pending', agentId: null, review: { ...row.review, decision }, guidance: decision === 'rejected' && guidance ? guidance : task.guidance };
+  }
+
+  /**
+   * What the task's kept attempts (of its current retry) changed, against the tree it started
+   * from; with `attempt`, what that attempt wrote (also when it was rejected and undone).
+   */
+  async taskDiff(projectId: string, ref: string, attempt?: number): Promise<FileDiff[]> {
+    await this.projects.row(projectId);
+    const row = await taskByRef(this.db, projectId, ref);
+    if (!row) throw notFound('task');
+    const root = taskAttemptsDir(path.join(this.o.dataDir, 'attempts'), projectId, row.id);
+    if (attempt === undefined) return diffChanges(await taskChanges(root, row.epoch));
+    const changes = await attemptChanges(root, row.epoch, attempt);
+    if (changes === null) throw notFound(`attempt ${attempt} of task ${row.key}`);
+    return diffChanges(changes);
+  }
+
   /** Aborts the task's in-flight work; the task ends `cancelled` and nothing writes it back. */
   async cancelTask(projectId: string, ref: string): Promise<TaskJson> {
     await this.projects.row(projectId);
     const row = await taskByRef(this.db, projectId, ref);
     if (!row) throw notFound('task');
-    if (row.status !== 'pending' && row.status !== 'in_progress') throw conflict(`task ${row.key} is ${row.status}: it cannot be cancelled`);
+    if (row.status !== 'pending' && row.status !== 'in_progress' && row.status !== 'review') throw conflict(`task ${row.key} is ${row.status}: it cannot be cancelled`);
     const host = await this.settledHost(projectId);
     const e: LeadEvent = { type: 'CANCEL_TASK', key: row.key };
     if (host?.can(e)) {

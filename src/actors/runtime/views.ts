@@ -4,7 +4,7 @@
 import type { ActorRow, ProjectRow, RunRow, TaskRow, UsageRow } from '../../db/queries.ts';
 import { normalizeConfig, type ProjectConfig } from '../../domain/inputs.ts';
 import type { Progress } from '../../events/types.ts';
-import type { AgentType, BlockedReason, TaskStatus, TaskView } from '../../machines/types.ts';
+import type { AgentType, BlockedReason, TaskReview, TaskStatus, TaskView } from '../../machines/types.ts';
 
 export interface UsageJson {
   inputTokens: number;
@@ -43,6 +43,8 @@ export interface TaskJson {
   guidance: string | null;
   commit: string | null;
   filesChanged: string[];
+  /** Why the task waits (or waited) for review, and the decision: `{reason, files, attempt, verified, decision?}`. */
+  review: TaskReview | null;
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
@@ -91,6 +93,7 @@ export function progressFrom(counts: Record<string, number> | undefined): Progre
     total,
     pending: n('pending'),
     inProgress: n('in_progress'),
+    review: n('review'),
     completed: n('completed'),
     failed: n('failed'),
     blocked: n('blocked'),
@@ -131,6 +134,7 @@ export function taskJson(row: TaskRow, dependsOn: string[]): TaskJson {
     guidance: row.guidance,
     commit: row.commit,
     filesChanged: row.filesChanged,
+    review: row.review ?? null,
     createdAt: row.createdAt.toISOString(),
     startedAt: row.startedAt?.toISOString() ?? null,
     completedAt: row.completedAt?.toISOString() ?? null,
@@ -178,5 +182,7 @@ export function taskViewOf(row: TaskRow, dependsOn: string[]): TaskView {
     epoch: row.epoch,
     attempts: row.attempts,
     agentId: row.agentId,
+    review: row.review ?? null,
+    guidance: row.guidance,
   };
 }

@@ -55,13 +55,34 @@ interface Planned {
   exists: boolean;
 }
 
+/** A file of a validated request, as it is about to be written. */
+export interface PlannedWrite {
+  /** Normalised, relative to the tree. */
+  path: string;
+  action: FileAction;
+  /** Real absolute destination. */
+  dest: string;
+  /** The destination exists now. */
+  exists: boolean;
+}
+
+export interface ApplyOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Called once every file is validated and staged, before anything is renamed into place: may
+   * refuse the whole request (nothing is written) or keep what is about to be replaced.
+   */
+  beforeCommit?: (files: PlannedWrite[]) => Promise<{ reason: string; path?: string } | null>;
+}
+
 const FATAL_CODES = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOSPC', 'EDQUOT']);
 
 /**
  * Validates every proposed file, then writes all of them or none. Throws only when `signal` is
  * aborted (after removing anything staged); every other problem is an `ok: false` result.
  */
-export async function applyFiles(root: string, files: readonly ProposedFile[], signal?: AbortSignal): Promise<ApplyResult> {
+export async function applyFiles(root: string, files: readonly ProposedFile[], options: ApplyOptions | AbortSignal = {}): Promise<ApplyResult> {
+  const { signal, beforeCommit } = options instanceof AbortSignal ? { signal: options, beforeCommit: undefined } : options;
   signal?.throwIfAborted();
   const realRoot = await resolveRoot(root);
   if (typeof realRoot !== 'string') return realRoot;
@@ -78,7 +99,7 @@ export async function applyFiles(root: string, files: readonly ProposedFile[], s
     if (clash !== null) return { ok: false, reason: clash, path: file.path };
     planned.push(item);
   }
-  return writeAll(planned, signal);
+  return writeAll(planned, signal, beforeCommit);
 }
 
 /**
@@ -215,7 +236,7 @@ async function lstatOrNull(p: string) {
 }
 
 /** Stage every write, then rename into place, then delete. */
-async function writeAll(planned: readonly Planned[], signal: AbortSignal | undefined): Promise<ApplyResult> {
+async function writeAll(planned: readonly Planned[], signal: AbortSignal | undefined, beforeCommit: ApplyOptions['beforeCommit']): Promise<ApplyResult> {
   const writes = planned.filter((p) => p.action !== 'delete');
   const staged: { temp: string; dest: string }[] = [];
   const createdDirs: string[] = [];
@@ -243,6 +264,11 @@ async function writeAll(planned: readonly Planned[], signal: AbortSignal | undef
       if (p.action === 'delete' && p.exists) await access(path.dirname(p.dest), fsConstants.W_OK);
     }
     signal?.throwIfAborted();
+    const verdict = await beforeCommit?.(planned.map((p) => ({ path: p.path, action: p.action, dest: p.dest, exists: p.exists })));
+    if (verdict) {
+      await cleanUp(staged.map((s) => s.temp), createdDirs);
+      return { ok: false, ...verdict };
+    }
   } catch (thrown) {
     await cleanUp(staged.map((s) => s.temp), createdDirs);
     if (signal?.aborted) throw abortReason(signal);

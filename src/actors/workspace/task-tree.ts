@@ -47,7 +47,10 @@ export type CommitResult =
 
 export interface CommitOptions extends TaskTreeOptions {
   message: string;
-  /** Shared mode: the only paths committed (relative to the workspace). Ignored in worktree mode. */
+  /**
+   * The only paths committed (relative to the tree): the files the task's answers wrote or
+   * deleted, never what a test run left behind. Worktree mode without it commits everything.
+   */
   files?: readonly string[] | undefined;
   /** Per-project mutex; every change to the workspace's branch goes through it. */
   lock: <T>(fn: () => Promise<T>) => Promise<T>;
@@ -113,11 +116,75 @@ export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
   // A process killed mid-rebase leaves one in progress: back to the task's own commit first
   // (a no-op, failing harmlessly, when there is none).
   await git(['rebase', '--abort'], { ...tree, signal: undefined });
-  await gitOk(['add', '-A'], tree);
+  await commitInTree(o, treePath, message);
+  return o.lock(() => mergeBack(o, treePath, message));
+}
+
+/** Commits the task's files on its branch in its worktree (worktree mode), leaving the workspace alone. */
+async function commitInTree(o: CommitOptions, treePath: string, message: string): Promise<void> {
+  const tree = gitOptions(o, treePath);
+  if (o.files === undefined) await gitOk(['add', '-A'], tree);
+  else await stage(tree, treePath, o.files);
   const staged = await git(['diff', '--cached', '--quiet'], tree);
   if (staged.code === 1) await gitOk(['commit', '-q', '--no-verify', '-m', message], tree);
   else if (staged.code !== 0) throw new Error(`git diff --cached failed in ${treePath}: ${staged.stderr.trim()}`);
+}
+
+/**
+ * Worktree mode: commits the task's work on its branch and keeps the worktree, without merging
+ * (the change waits for a person's review). Returns the branch tip.
+ */
+export async function commitForReview(o: CommitOptions): Promise<string> {
+  const treePath = worktreePath(o);
+  const tree = gitOptions(o, treePath);
+  await git(['rebase', '--abort'], { ...tree, signal: undefined });
+  await commitInTree(o, treePath, o.message.trim() || `troupe: ${o.key}`);
+  return (await gitOk(['rev-parse', 'HEAD'], tree)).trim();
+}
+
+/** Worktree mode: merges the commit a person approved (rebased and fast-forwarded, under the lock). */
+export async function landTaskTree(o: CommitOptions): Promise<CommitResult> {
+  const message = o.message.trim() || `troupe: ${o.key}`;
+  const treePath = worktreePath(o);
+  if (!existsSync(treePath)) {
+    const done = await alreadyMerged(o, message);
+    if (done) return done;
+    throw new Error(`the task's worktree is missing: ${treePath}`);
+  }
   return o.lock(() => mergeBack(o, treePath, message));
+}
+
+/**
+ * Worktree mode: moves the task's branch back to the commit it started from, keeping the files in
+ * the worktree (a rejected change is then undone file by file). Safe to run again.
+ */
+export async function uncommitTaskTree(o: TaskTreeOptions): Promise<void> {
+  const treePath = worktreePath(o);
+  const tree = gitOptions(o, treePath);
+  const wsHead = (await gitOk(['rev-parse', 'HEAD'], gitOptions(o, o.workspace))).trim();
+  const base = (await gitOk(['merge-base', 'HEAD', wsHead], tree)).trim();
+  await gitOk(['reset', '-q', '--mixed', base], tree);
+}
+
+/** The task's existing worktree (worktree mode), or null when there is none. */
+export async function existingTaskTree(o: TaskTreeOptions): Promise<string | null> {
+  if (o.isolation === 'shared') return o.workspace;
+  const treePath = worktreePath(o);
+  return existsSync(path.join(treePath, '.git')) ? realpath(treePath) : null;
+}
+
+/** Stages exactly `files` (present ones added, missing ones removed from the index). */
+async function stage(opts: GitOptions, root: string, files: readonly string[]): Promise<void> {
+  const unique = [...new Set(files)];
+  const present: string[] = [];
+  const missing: string[] = [];
+  for (const file of unique) ((await exists(path.join(root, file))) ? present : missing).push(file);
+  // --literal-pathspecs: a file named `*.js` or `:x` is a name here, not a glob or magic.
+  // Ignored files are left out, as `add -A` does (naming one would be an error).
+  const ignored = present.length > 0 ? splitZ(await gitOk(['--literal-pathspecs', 'ls-files', '-z', '--others', '--ignored', '--exclude-standard', '--', ...present], opts)) : [];
+  const toAdd = present.filter((file) => !ignored.includes(file));
+  if (toAdd.length > 0) await gitOk(['--literal-pathspecs', 'add', '-A', '--', ...toAdd], opts);
+  if (missing.length > 0) await gitOk(['--literal-pathspecs', 'rm', '--cached', '-q', '--ignore-unmatch', '--', ...missing], opts);
 }
 
 /** Removes the task's worktree directory; its branch stays. No-op in shared mode. */
@@ -204,15 +271,7 @@ async function commitShared(o: CommitOptions, message: string): Promise<CommitRe
     const head = async () => (await gitOk(['rev-parse', 'HEAD'], ws)).trim();
     const files = [...new Set(o.files ?? [])];
     if (files.length === 0) return { status: 'committed', sha: await head(), files: [], message };
-    const present: string[] = [];
-    const missing: string[] = [];
-    for (const file of files) (await exists(path.join(o.workspace, file)) ? present : missing).push(file);
-    // --literal-pathspecs: a file named `*.js` or `:x` is a name here, not a glob or magic.
-    // Ignored files are left out, as `add -A` does in worktree mode (naming one would be an error).
-    const ignored = present.length > 0 ? splitZ(await gitOk(['--literal-pathspecs', 'ls-files', '-z', '--others', '--ignored', '--exclude-standard', '--', ...present], ws)) : [];
-    const toAdd = present.filter((file) => !ignored.includes(file));
-    if (toAdd.length > 0) await gitOk(['--literal-pathspecs', 'add', '-A', '--', ...toAdd], ws);
-    if (missing.length > 0) await gitOk(['--literal-pathspecs', 'rm', '--cached', '-q', '--ignore-unmatch', '--', ...missing], ws);
+    await stage(ws, o.workspace, files);
     const changed = splitZ(await gitOk(['--literal-pathspecs', 'diff', '--cached', '--name-only', '-z', 'HEAD', '--', ...files], ws));
     if (changed.length === 0) return { status: 'committed', sha: await head(), files: [], message };
     await gitOk(['--literal-pathspecs', 'commit', '-q', '--no-verify', '-m', message, '--', ...changed], ws);

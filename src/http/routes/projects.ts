@@ -5,11 +5,16 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Runtime } from '../../actors/runtime/runtime.ts';
+import { unifiedText } from '../../actors/workspace/diff.ts';
 import { addTasksSchema, createProjectSchema, patchProjectSchema, retrySchema } from '../../domain/inputs.ts';
 import { optionalJson, requireJson, valid } from '../validate.ts';
 
 const idParam = z.object({ id: z.string().min(1).max(100) });
 const taskParam = idParam.extend({ ref: z.string().min(1).max(100) });
+const diffQuery = z.strictObject({
+  attempt: z.coerce.number().int().min(1).max(1000).optional(),
+  format: z.enum(['json', 'diff']).optional(),
+});
 
 export function projectRoutes(runtime: Runtime): Hono {
   const app = new Hono();
@@ -41,6 +46,22 @@ export function projectRoutes(runtime: Runtime): Hono {
   app.post('/:id/tasks/:ref/cancel', valid('param', taskParam), async (c) => {
     const { id, ref } = c.req.valid('param');
     return c.json(await runtime.cancelTask(id, ref), 202);
+  });
+  app.post('/:id/tasks/:ref/approve', valid('param', taskParam), async (c) => {
+    const { id, ref } = c.req.valid('param');
+    return c.json(await runtime.reviewTask(id, ref, 'approved'), 202);
+  });
+  app.post('/:id/tasks/:ref/reject', requireJson, valid('param', taskParam), async (c) => {
+    const { id, ref } = c.req.valid('param');
+    const { guidance } = await optionalJson(c, retrySchema);
+    return c.json(await runtime.reviewTask(id, ref, 'rejected', guidance), 202);
+  });
+  app.get('/:id/tasks/:ref/diff', valid('param', taskParam), valid('query', diffQuery), async (c) => {
+    const { id, ref } = c.req.valid('param');
+    const { attempt, format } = c.req.valid('query');
+    const files = await runtime.taskDiff(id, ref, attempt);
+    if (format === 'json') return c.json({ files });
+    return c.body(unifiedText(files), 200, { 'content-type': 'text/x-diff; charset=utf-8' });
   });
 
   app.post('/:id/start', valid('param', idParam), async (c) => c.json({ run: await runtime.startRun(c.req.valid('param').id) }, 202));
