@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runTests, type TestRunOptions } from '../../../src/actors/testing/run-tests.ts';
-import { PROGRAMS, isAlive, makeWorkspace, readPid, removeWorkspaces, waitForDeath } from './workspace.ts';
+import { PROGRAMS, isAlive, makeWorkspace, readPid, removeWorkspaces, waitFor, waitForDeath } from './workspace.ts';
 
 const node = process.execPath;
 
@@ -280,5 +281,72 @@ describe('runTests: abort', () => {
     const result = await run(cwd, [node, '-e', 'setInterval(() => {}, 1000)'], { timeoutMs: 200, signal: controller.signal });
     expect(result.status).toBe('timeout');
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+});
+
+describe('runTests under bwrap', () => {
+  const bwrap = { sandbox: { mode: 'bwrap', network: false } } as const;
+
+  /** Pids of host processes whose command line mentions `file` (pids inside the sandbox differ). */
+  function holding(file: string): number[] {
+    try {
+      return execFileSync('pgrep', ['-f', file], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    } catch {
+      return []; // pgrep exits 1 when nothing matches
+    }
+  }
+  const noneLeft = (file: string) => waitFor(`processes of ${file} to die`, () => (holding(file).length === 0 ? true : undefined), 2_000);
+
+  it('reports a program missing inside the sandbox as "command not found"', async () => {
+    const cwd = await makeWorkspace();
+    const result = await run(cwd, ['troupe-no-such-program', '--flag'], bwrap);
+    expect(result).toMatchObject({ status: 'error', sandbox: 'bwrap', exitCode: null, summary: 'command not found: troupe-no-such-program' });
+  });
+
+  it('reports a program that is not executable', async () => {
+    const cwd = await makeWorkspace({ 'run.sh': '#!/bin/sh\nexit 0\n' });
+    await chmod(join(cwd, 'run.sh'), 0o644);
+    const result = await run(cwd, [join(cwd, 'run.sh')], bwrap);
+    expect(result).toMatchObject({ status: 'error', sandbox: 'bwrap', summary: `permission denied: ${join(cwd, 'run.sh')}` });
+  });
+
+  it('runs a passing suite and says it was sandboxed', async () => {
+    const cwd = await makeWorkspace({ 'math.test.mjs': PASSING });
+    const result = await run(cwd, [node, '--test', 'math.test.mjs'], bwrap);
+    expect(result).toMatchObject({ status: 'passed', sandbox: 'bwrap', passed: 2, summary: '2 passed, 2 skipped' });
+  });
+
+  it('kills everything in the sandbox on a timeout, even a command that ignores SIGTERM', async () => {
+    const cwd = await makeWorkspace(PROGRAMS);
+    const pidFile = join(cwd, 'pid');
+    const result = await run(cwd, [node, 'parent.cjs', pidFile, 'hang-ignore-term'], { ...bwrap, timeoutMs: 1_000 });
+    expect(result.output).toContain('grandchild ready');
+    expect(result).toMatchObject({ status: 'timeout', sandbox: 'bwrap', summary: 'timed out after 1000 ms' });
+    await noneLeft(pidFile);
+  });
+
+  it('kills a grandchild that left the process group once the command exits', async () => {
+    const cwd = await makeWorkspace(PROGRAMS);
+    const pidFile = join(cwd, 'pid');
+    const result = await run(cwd, [node, 'parent.cjs', pidFile, 'escape'], bwrap);
+    expect(result).toMatchObject({ status: 'passed', sandbox: 'bwrap' });
+    expect(result.output).toContain('grandchild ready');
+    await noneLeft(pidFile);
+  });
+
+  it('kills everything and rejects promptly when aborted mid-run', async () => {
+    const cwd = await makeWorkspace(PROGRAMS);
+    const pidFile = join(cwd, 'pid');
+    const controller = new AbortController();
+    const outcome = run(cwd, [node, 'parent.cjs', pidFile, 'hang'], { ...bwrap, signal: controller.signal }).then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    await readPid(pidFile);
+    expect(holding(pidFile).length).toBeGreaterThan(0);
+    const reason = new Error('stop now');
+    controller.abort(reason);
+    expect(await outcome).toBe(reason);
+    await noneLeft(pidFile);
   });
 });
