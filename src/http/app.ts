@@ -1,6 +1,7 @@
 /**
  * The Hono app: `createApp({ runtime, bus, … })`. A thin core: middleware (request ids, access
- * logs, secure headers, body limit, bearer auth), the routes of contract §2, one error envelope.
+ * logs, secure headers, local exposure checks, body limit, bearer auth), the routes of contract §2,
+ * one error envelope.
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -10,6 +11,7 @@ import type { Runtime } from '../actors/runtime/runtime.ts';
 import type { EventBus } from '../events/bus.ts';
 import type { Logger } from '../logger.ts';
 import { errorBody, handleError } from './errors.ts';
+import { refuseCrossSite, refuseForeignHost, refuseNonJsonBody, refuseNulInUrl } from './exposure.ts';
 import { accessLog, bearerAuth } from './middleware.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { streamRoutes } from './routes/streams.ts';
@@ -25,6 +27,10 @@ export interface AppOptions {
   /** Largest request body (default 4 MiB). */
   bodyLimitBytes?: number;
   sse?: SseOptions;
+  /** The configured listen host: without a token, a `Host` naming it is accepted besides the loopback names. */
+  host?: string | undefined;
+  /** SSE streams open at once across every stream route (default 256); beyond it 503. */
+  maxStreams?: number | undefined;
 }
 
 export interface App {
@@ -43,6 +49,10 @@ export function createApp(o: AppOptions): App {
   app.use(requestId());
   app.use(accessLog(o.logger));
   app.use(secureHeaders());
+  // Exposure checks first, on every route (see exposure.ts for the threats they answer).
+  if (!o.apiToken) app.use(refuseForeignHost(o.host));
+  app.use(refuseCrossSite);
+  app.use(refuseNulInUrl);
 
   app.get('/health', async (c) => {
     const db = await o.runtime.health();
@@ -57,9 +67,10 @@ export function createApp(o: AppOptions): App {
     }),
   );
   if (o.apiToken) app.use('/api/*', bearerAuth(o.apiToken, (path) => STREAM_PATH.test(path)));
+  app.use('/api/*', refuseNonJsonBody);
 
   app.route('/api/projects', projectRoutes(o.runtime));
-  app.route('/api', streamRoutes({ runtime: o.runtime, bus: o.bus, sse: o.sse, streams }));
+  app.route('/api', streamRoutes({ runtime: o.runtime, bus: o.bus, sse: o.sse, streams, maxStreams: o.maxStreams ?? 256 }));
 
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError(handleError(o.logger));

@@ -12,6 +12,23 @@ export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
 
+/**
+ * A refusal at the edge whose code belongs to the HTTP layer, not to the domain's `ErrorCode`s:
+ * `forbidden_host`, `forbidden_origin` (403), `unsupported_media_type` (415), `too_many_streams`
+ * (503, with `Retry-After`). Thrown by middleware and routes, answered by `onError`.
+ */
+export class HttpRefusal extends Error {
+  override name = 'HttpRefusal';
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
@@ -34,6 +51,10 @@ export function handleError(logger: Logger) {
   return function onError(thrown: unknown, c: Context): Response {
     if (thrown instanceof TroupeError) {
       return errorResponse(c, thrown.status as ContentfulStatusCode, thrown.code, thrown.message, thrown.details);
+    }
+    if (thrown instanceof HttpRefusal) {
+      for (const [name, value] of Object.entries(thrown.headers)) c.header(name, value);
+      return errorResponse(c, thrown.status, thrown.code, thrown.message);
     }
     if (thrown instanceof HTTPException && thrown.status < 500) {
       const code = HTTP_CODES[thrown.status] ?? 'validation_failed';

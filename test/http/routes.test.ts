@@ -98,7 +98,7 @@ describe('projects', () => {
     expect((await t.json('DELETE', `/api/projects/${p.id as string}`)).status).toBe(404);
   });
 
-  it('400 names the offending fields: unknown fields, bad values, shell operators, malformed or non-JSON bodies', async () => {
+  it('400 names the offending fields: unknown fields, bad values, shell operators, malformed bodies; 415 for non-JSON ones', async () => {
     t = await startTestApp(ok);
     const bad = await t.json('POST', '/api/projects', { name: '', testCommand: 'npm test && rm -rf /', colour: 'red', config: { maxConcurrency: 0 } });
     expect(bad.status).toBe(400);
@@ -114,8 +114,8 @@ describe('projects', () => {
     expect(malformed.status).toBe(400);
     expect(errorOf(await malformed.json())).toEqual({ code: 'validation_failed', message: 'Malformed JSON in request body', details: [{ path: '(body)', message: 'not valid JSON' }] });
     const text = await t.request('POST', '/api/projects', { body: 'name=x', headers: { 'content-type': 'text/plain' } });
-    expect(text.status).toBe(400);
-    expect(errorOf(await text.json()).message).toMatch(/JSON/);
+    expect(text.status).toBe(415);
+    expect(errorOf(await text.json())).toMatchObject({ code: 'unsupported_media_type', message: expect.stringMatching(/JSON/) as unknown });
     const p = await project(t);
     expect((await t.json('PATCH', `/api/projects/${p.id as string}`, {})).status).toBe(400);
     expect((await t.json('PATCH', `/api/projects/${p.id as string}`, { goal: 'x' })).status).toBe(400);

@@ -12,7 +12,17 @@ export interface TestApp extends TestRuntime {
   closeStreams(): void;
 }
 
-export async function startTestApp(respond: Responder, opts: { apiToken?: string; bodyLimitBytes?: number; sse?: { heartbeatMs?: number; maxQueuedBytes?: number } } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  apiToken?: string;
+  bodyLimitBytes?: number;
+  sse?: { heartbeatMs?: number; maxQueuedBytes?: number };
+  /** The configured listen host (default: none, only loopback names pass the Host check). */
+  host?: string;
+  maxStreams?: number;
+}
+
+/** `app.request(path)` builds `http://localhost/…` and sends no Host header: the Host check reads the URL then. */
+export async function startTestApp(respond: Responder, opts: TestAppOptions = {}): Promise<TestApp> {
   const t = await startTestRuntime(respond);
   const created = createApp({
     runtime: t.runtime,
@@ -22,6 +32,8 @@ export async function startTestApp(respond: Responder, opts: { apiToken?: string
     apiToken: opts.apiToken,
     bodyLimitBytes: opts.bodyLimitBytes,
     sse: opts.sse,
+    host: opts.host,
+    maxStreams: opts.maxStreams,
   });
   const { app } = created;
   const closeStreams = () => created.closeStreams();

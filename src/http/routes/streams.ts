@@ -11,6 +11,7 @@ import type { Runtime } from '../../actors/runtime/runtime.ts';
 import { TroupeError } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
 import { EVENT_TYPES, type TroupeEvent } from '../../events/types.ts';
+import { HttpRefusal } from '../errors.ts';
 import { openSse, type SseChannel, type SseOptions } from '../sse.ts';
 import { valid } from '../validate.ts';
 
@@ -36,14 +37,27 @@ export interface StreamRoutesOptions {
   runtime: Runtime;
   bus: EventBus;
   sse?: SseOptions | undefined;
-  /** Every open stream, so shutdown can close them. */
+  /** Every open stream, so shutdown can close them (and so they can be counted). */
   streams: Set<SseChannel>;
+  /** Streams open at once across every stream route; one more is 503 `too_many_streams`. */
+  maxStreams: number;
 }
+
+/** What a refused stream client is told to wait (seconds): long enough for a slot to free up, short for a person. */
+const RETRY_AFTER_S = 5;
 
 export function streamRoutes(o: StreamRoutesOptions): Hono {
   const app = new Hono();
 
+  // Each stream holds a socket, a subscription and a queue of up to `maxQueuedBytes`: the cap bounds
+  // what clients can pin. Checked and taken in one synchronous step, so no two requests share a slot;
+  // the slot comes back when the channel closes, for whatever reason (client gone, overflow, shutdown).
   const open = (c: Context): SseChannel => {
+    if (o.streams.size >= o.maxStreams) {
+      throw new HttpRefusal(503, 'too_many_streams', `${o.maxStreams} event streams are open already (TROUPE_MAX_STREAMS); retry later`, {
+        'Retry-After': String(RETRY_AFTER_S),
+      });
+    }
     const { response, channel } = openSse({ ...o.sse, signal: c.req.raw.signal });
     o.streams.add(channel);
     channel.onClose((reason) => {
