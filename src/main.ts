@@ -10,8 +10,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { serve } from '@hono/node-server';
-import { createWebSocketInspector } from '@statelyai/inspect';
-import { createInspectorServer } from '@statelyai/inspect/server';
 import { SANITIZE_OPTIONS } from './actors/runtime/inspection.ts';
 import type { Inspector } from './actors/runtime/lead-host.ts';
 import { Runtime } from './actors/runtime/runtime.ts';
@@ -20,6 +18,7 @@ import { createStore, type Store } from './db/client.ts';
 import { coerceError } from './errors.ts';
 import { EventBus } from './events/bus.ts';
 import { createApp } from './http/app.ts';
+import { startInspectorBridge } from './http/inspector-bridge.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -69,14 +68,18 @@ export async function startService(config: Config, options: ServiceOptions = {})
     cleanups.unshift(() => bus.stop());
     const inspectors: Inspector[] = [];
     if (config.inspectPort !== undefined) {
-      const server = createInspectorServer({ port: config.inspectPort, autoOpen: false });
-      const inspector = createWebSocketInspector({ url: `ws://127.0.0.1:${config.inspectPort}`, ...SANITIZE_OPTIONS });
-      inspectors.push((ev) => inspector.inspect.next?.(ev));
-      cleanups.unshift(() => {
-        inspector.stop();
-        server.stop();
+      const bridge = await startInspectorBridge({
+        host: config.host,
+        port: config.inspectPort,
+        token: config.apiToken,
+        logger: logger.child({ part: 'inspector' }),
+        inspectorOptions: SANITIZE_OPTIONS,
+      }).catch((e: unknown) => {
+        throw new ConfigError(coerceError(e).message);
       });
-      logger.info({ port: config.inspectPort }, `Stately inspector bridge on http://localhost:${config.inspectPort}`);
+      inspectors.push((ev) => bridge.inspect(ev));
+      cleanups.unshift(() => bridge.close());
+      logger.info({ url: bridge.url }, `Stately inspector bridge on ${bridge.url}${config.apiToken ? '?access_token=<TROUPE_API_TOKEN>' : ''}`);
     }
     const client = options.client ?? new Anthropic({ maxRetries: config.model.maxRetries, timeout: config.model.timeoutMs });
     const runtime = new Runtime({
@@ -93,7 +96,16 @@ export async function startService(config: Config, options: ServiceOptions = {})
     });
     await runtime.start();
     cleanups.unshift(() => runtime.stop());
-    const http = createApp({ runtime, bus, logger, version: VERSION, apiToken: config.apiToken, sse: options.sse });
+    const http = createApp({
+      runtime,
+      bus,
+      logger,
+      version: VERSION,
+      apiToken: config.apiToken,
+      sse: options.sse,
+      host: config.host,
+      maxStreams: config.maxStreams,
+    });
     const { app } = http;
     const closeStreams = () => http.closeStreams();
     const server = await listen((request, env) => app.fetch(request, env), config.host, config.port);

@@ -24,7 +24,8 @@ export function accessLog(logger: Logger): MiddlewareHandler {
   };
 }
 
-function sameSecret(given: string, expected: string): boolean {
+/** Constant-time comparison of a presented token with the configured one. */
+export function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);

@@ -40,7 +40,16 @@ export async function startTestService(respond: Responder, opts: { inspectPort?:
     { port: 0, host: '127.0.0.1', dataDir, inspectPort: opts.inspectPort },
   );
   const client = new Anthropic({ baseURL: model.url, apiKey: 'sk-test-not-a-secret', maxRetries: 0 });
-  const service = await startService(config, { logger: silentLogger, client, sse: opts.sse });
+  let service: Service;
+  try {
+    service = await startService(config, { logger: silentLogger, client, sse: opts.sse });
+  } catch (e) {
+    // A test of a refused start (a busy port) must not leave the model, the database or the data dir behind.
+    await model.close();
+    await db?.drop();
+    await rm(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.apiToken) headers.authorization = `Bearer ${opts.apiToken}`;
   return {
