@@ -28,9 +28,9 @@ import { createGenerate, generationKey, type GenerateDeps } from './model/genera
 import { parseProposal } from './model/proposal.ts';
 import { FAILURE_OUTPUT_MAX, cutMiddle } from './model/prompts.ts';
 import { runTests, type TestRunResult } from './testing/run-tests.ts';
-import { attemptDir, discardAttempt, recordAfter, recordBefore, taskChanges } from './workspace/attempts.ts';
+import { attemptDir, discardAttempt, recordAfter, recordBefore, taskChanges, type FileChange } from './workspace/attempts.ts';
 import { applyFiles, type AppliedFile } from './workspace/files.ts';
-import { refusedWithoutReview, reviewNeeded } from './workspace/review-policy.ts';
+import { refusedWithoutReview, reviewNeeded, type ReviewNeed } from './workspace/review-policy.ts';
 import {
   commitForReview,
   commitTaskTree,
@@ -119,6 +119,14 @@ async function requireDir(dir: string): Promise<void> {
   if (!stat?.isDirectory()) throw new Fault(`workspace missing: ${dir}`, true);
 }
 
+const changedFiles = (changes: FileChange[]) => changes.map((c) => ({ path: c.path, existed: c.before !== null, exists: c.after !== null }));
+
+/** Whether the task's change so far needs a person's review (see `review-policy.ts`). */
+async function reviewOf(deps: WorkerEffectDeps, job: Job): Promise<ReviewNeed | null> {
+  const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
+  return reviewNeeded(changedFiles(changes), job.settings.review, job.settings.protectedPaths);
+}
+
 export function createWorkerEffects(deps: WorkerEffectDeps) {
   return {
     prepare: fromPromise<PrepareOutput, PrepareInput>(async ({ input, signal }) => {
@@ -190,7 +198,10 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         signal,
         sandbox: { ...job.settings.sandbox, hidePaths: deps.sandboxHide },
       });
-      const verified = result.status === 'passed';
+      // Verified means the project's own, unmodified test setup passed: not when the task's
+      // change touches the files that decide how the tests run (or deletes a test).
+      const need = result.status === 'passed' ? await reviewOf(deps, job) : null;
+      const verified = result.status === 'passed' && (need === null || need.reason === 'always');
       // A correction whose tests are accepted has succeeded; one that fails is recorded as
       // failed when the next correction starts or the worker gives up.
       const correction: CorrectionNote | undefined =
@@ -230,11 +241,7 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
       // Only what the answers wrote or deleted: never artefacts of the test run.
       const files = [...new Set([...changes.map((c) => c.path), ...input.files])];
-      const need = reviewNeeded(
-        changes.map((c) => ({ path: c.path, existed: c.before !== null, exists: c.after !== null })),
-        job.settings.review,
-        job.settings.protectedPaths,
-      );
+      const need = reviewNeeded(changedFiles(changes), job.settings.review, job.settings.protectedPaths);
       if (need) {
         // Worktree mode: committed on the task's branch, merged only on approval. Shared mode:
         // the files are in the workspace already; committed (in git) only on approval.

@@ -187,7 +187,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Pr
         blockedReason: null,
         reason: intent.detail ?? (intent.verified ? null : 'completed without verification: the test command found no tests'),
       }, (row) => row.status === 'completed');
-      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'completed');
+      if (fresh(r)) emitStatus(emit, scope, intent.taskId, intent.key, 'in_progress', 'completed', intent.detail ? { reason: intent.detail } : {});
       return r;
     }
     case 'review': {
