@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProjectSchema, fillConfig, issuesOf, splitCommand, taskInputSchema } from '../../src/domain/inputs.ts';
+import { configSchema, createProjectSchema, DEFAULT_PROTECTED_PATHS, fillConfig, issuesOf, normalizeConfig, splitCommand, taskInputSchema } from '../../src/domain/inputs.ts';
 
 describe('test command splitting', () => {
   it('splits like a shell (quotes, escapes) without running one', () => {
@@ -40,7 +40,18 @@ describe('project create body', () => {
       testTimeoutMs: 300_000,
       isolation: 'worktree',
       models: { lead: 'claude-sonnet-4-6', backend: 'claude-sonnet-4-6', frontend: 'claude-sonnet-4-6', test: 'claude-sonnet-4-6' },
+      sandbox: { mode: 'bwrap', network: false },
+      review: 'protected',
+      protectedPaths: [...DEFAULT_PROTECTED_PATHS],
     });
+    expect(DEFAULT_PROTECTED_PATHS).toEqual(expect.arrayContaining(['package.json', '**/vitest.config.*', '**/jest.config.*', '**/.mocharc*', 'pytest.ini', 'pyproject.toml', 'setup.cfg', 'tox.ini', '**/conftest.py', 'Makefile', '.github/**']));
+    // TROUPE_SANDBOX decides the default mode; a stored project keeps its own.
+    expect(fillConfig(undefined, true, undefined, { sandboxMode: 'none' }).sandbox).toEqual({ mode: 'none', network: false });
+    expect(fillConfig({ sandbox: { network: true } }, true, fillConfig(undefined, true, undefined, { sandboxMode: 'none' })).sandbox).toEqual({ mode: 'none', network: true });
+    expect(normalizeConfig({ maxAgents: 2 })).toMatchObject({ maxAgents: 2, sandbox: { mode: 'bwrap', network: false }, review: 'protected' });
+    expect(configSchema.safeParse({ review: 'sometimes' }).success).toBe(false);
+    expect(configSchema.safeParse({ sandbox: { mode: 'docker' } }).success).toBe(false);
+    expect(configSchema.safeParse({ sandbox: { mode: 'none', extra: 1 } }).success).toBe(false);
     expect(fillConfig({ isolation: 'worktree' }, false).isolation).toBe('shared');
     const base = fillConfig({ budgetUsd: 5, maxAgents: 2 }, true);
     expect(fillConfig({ budgetUsd: 10 }, true, base)).toMatchObject({ budgetUsd: 10, maxAgents: 2 });

@@ -28,8 +28,12 @@ export interface ChangedFile {
  * directory (`package.json` also protects `packages/a/package.json`); dot files match.
  */
 export function protectedMatcher(globs: readonly string[]): (file: string) => boolean {
-  if (globs.length === 0) return () => false;
-  return picomatch([...globs], { dot: true, basename: true });
+  // picomatch's own `basename` option also rewrites patterns that have a slash: split them here.
+  const named = globs.filter((g) => !g.includes('/'));
+  const pathed = globs.filter((g) => g.includes('/'));
+  const byName = named.length > 0 ? picomatch(named, { dot: true }) : () => false;
+  const byPath = pathed.length > 0 ? picomatch(pathed, { dot: true }) : () => false;
+  return (file) => byPath(file) || byName(path.posix.basename(file));
 }
 
 const TEST_NAME = /(\.|_|-)(test|spec)s?\.[^/.]+$|^test_[^/]*\.py$|_test\.(py|go|rb|exs?)$/i;
