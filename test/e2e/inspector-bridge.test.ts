@@ -118,7 +118,7 @@ describe('inspector bridge', () => {
     actor.send({ type: 'FLIP' });
     const got = deferred();
     const poll = setInterval(() => {
-      if (first.messages.some((m) => (m as { snapshot?: { value?: unknown } }).snapshot?.value === 'on')) got.resolve();
+      if (first.messages.some((m) => (m as { type: string }).type === '@xstate.snapshot' && (m as { snapshot: { value?: unknown } }).snapshot.value === 'on')) got.resolve();
     }, 10);
     await got.promise;
     clearInterval(poll);
