@@ -75,7 +75,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
         logger: logger.child({ part: 'inspector' }),
         inspectorOptions: SANITIZE_OPTIONS,
       }).catch((e: unknown) => {
-        throw new ConfigError(coerceError(e).message);
+        throw new ConfigError(coerceError(e).message, { cause: e });
       });
       inspectors.push((ev) => bridge.inspect(ev));
       cleanups.unshift(() => bridge.close());
