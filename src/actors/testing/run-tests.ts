@@ -10,7 +10,7 @@ import { stat } from 'node:fs/promises';
 import { coerceError } from '../../errors.ts';
 import { CappedOutput } from './capped-output.ts';
 import { parseTestSummary, type TestCounts } from './parse-summary.ts';
-import { prepareSandbox, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
+import { prepareSandbox, sandboxExit, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
 
 /** How a test run ended. `error`: the command could not start or died of a signal we did not send. */
 export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
@@ -278,11 +278,12 @@ interface Outcome {
   sandbox: TestRunResult['sandbox'];
 }
 
-function buildResult({ exit, timedOut, output, started, timeoutMs, sandbox }: Outcome): TestRunResult {
+function buildResult({ exit: raw, timedOut, output, started, timeoutMs, sandbox }: Outcome): TestRunResult {
   const { text, truncated } = output.finish();
   // bwrap reports a program it cannot exec on stderr and exits 1, where spawn would emit ENOENT.
-  const notStarted = sandbox === 'bwrap' && !timedOut ? sandboxStartFailure(exit.code, text) : null;
+  const notStarted = sandbox === 'bwrap' && !timedOut ? sandboxStartFailure(raw.code, text) : null;
   if (notStarted !== null) return { ...startFailure(notStarted, started, sandbox), output: text, outputBytes: output.totalBytes, truncated };
+  const exit = sandbox === 'bwrap' ? sandboxExit(raw.code, raw.signal) : raw;
   const counts = parseTestSummary(text, exit.code);
   const { status, summary } = classify(exit, timedOut, counts, timeoutMs);
   return {

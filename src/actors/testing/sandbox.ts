@@ -96,6 +96,16 @@ export function sandboxStartFailure(exitCode: number | null, output: string): st
   return `sandbox failed to start: ${line.slice('bwrap: '.length)}`;
 }
 
+/**
+ * bwrap passes on the command's exit code, and a death by signal N as exit code 128 + N (as a
+ * shell does): turned back into the signal. A command that itself exits 128 + N reads the same.
+ */
+export function sandboxExit(code: number | null, signal: NodeJS.Signals | null): { code: number | null; signal: NodeJS.Signals | null } {
+  if (signal !== null || code === null || code <= 128) return { code, signal };
+  const name = Object.entries(os.constants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined;
+  return name === undefined ? { code, signal } : { code: null, signal: name };
+}
+
 let available: Promise<boolean> | undefined;
 
 /**

@@ -310,6 +310,12 @@ describe('runTests under bwrap', () => {
     expect(result).toMatchObject({ status: 'error', sandbox: 'bwrap', summary: `permission denied: ${join(cwd, 'run.sh')}` });
   });
 
+  it('calls a death by a signal an error (bwrap reports it as exit code 128 + N)', async () => {
+    const cwd = await makeWorkspace();
+    const result = await run(cwd, [node, '-e', "process.kill(process.pid, 'SIGSEGV')"], bwrap);
+    expect(result).toMatchObject({ status: 'error', sandbox: 'bwrap', exitCode: null, signal: 'SIGSEGV', summary: 'killed by signal SIGSEGV' });
+  });
+
   it('runs a passing suite and says it was sandboxed', async () => {
     const cwd = await makeWorkspace({ 'math.test.mjs': PASSING });
     const result = await run(cwd, [node, '--test', 'math.test.mjs'], bwrap);
