@@ -195,6 +195,7 @@ export const leadMachine = setup({
     },
     taskRetryable: ({ context, event }) => event.type === 'RETRY' && retryable(context, event.key),
     taskInReview: ({ context, event }) => event.type === 'REVIEW' && context.tasks[event.key]?.status === 'review',
+    awaitsReview: ({ context }) => Object.values(context.tasks).some((t) => t.status === 'review'),
     foundNewTasks: ({ event }) => ((event as unknown as { output: PersistOutput }).output.added?.length ?? 0) > 0,
     planned: ({ event }) => (event as unknown as { output: PlanOutput }).output.kind === 'planned',
     isWorkerCrash: ({ event }) => WORKER_ERROR_ID.test(event.type),
@@ -588,6 +589,14 @@ export const leadMachine = setup({
     },
     blocked: {
       // Nothing more can run until a person retries a task, reviews one or raises the budget.
+      initial: 'sorting',
+      states: {
+        sorting: { always: [{ guard: 'awaitsReview', target: 'awaitingReview' }, { target: 'stalled' }] },
+        /** Tasks wait for a person's approve or reject (and maybe other tasks for a retry). */
+        awaitingReview: {},
+        /** Failed or blocked tasks wait for a retry, or the run for a bigger budget. */
+        stalled: {},
+      },
       on: {
         RETRY: {
           guard: 'taskRetryable',

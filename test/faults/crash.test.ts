@@ -105,7 +105,7 @@ describe('kill -9', () => {
     await writeFile(`${workspace}/gate.js`, `const fs = require('fs');\nconst wait = () => fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`);
     execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'add', '-A'], { cwd: workspace });
     execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-m', 'init'], { cwd: workspace });
-    const id = await project(rig, one, { name: 'k9-tests', testCommand: ['node', 'gate.js'], workspace }, [{ key: 'a', title: 'A', description: '' }]);
+    const id = await project(rig, one, { name: 'k9-tests', testCommand: ['node', 'gate.js'], workspace, config: { sandbox: { mode: 'none' } } }, [{ key: 'a', title: 'A', description: '' }]);
     const watcher = await sse(`${one.url}/api/projects/${id}/events`);
     await rig.api(one, 'POST', `/api/projects/${id}/start`);
     await watcher.until((m) => m.some((x) => x.event === 'agent.state_changed' && x.data.includes('"testing"')));

@@ -288,7 +288,8 @@ describe('restarts', () => {
     git(workspace, 'init', '-q', '-b', 'main');
     git(workspace, 'add', '-A');
     git(workspace, 'commit', '-q', '-m', 'init');
-    const projectId = await t!.project({ name: 'restart', testCommand: ['node', 'gate.js'], workspace });
+    // The gate is a side channel from outside the task's tree, which the sandbox would hide.
+    const projectId = await t!.project({ name: 'restart', testCommand: ['node', 'gate.js'], workspace, config: { sandbox: { mode: 'none' } } });
     await t!.addTasks(projectId, [{ key: 'a', title: 'A', description: 'a' }]);
     return { projectId, gate };
   }

@@ -75,7 +75,7 @@ describe('run leases', () => {
 
     const a = await runtimeOn(store, model, dataDir);
     const b = await runtimeOn(store, model, dataDir);
-    const project = await a.runtime.createProject(createProjectSchema.parse({ name: 'leased', testCommand: ['node', 'gate.js'], workspace }));
+    const project = await a.runtime.createProject(createProjectSchema.parse({ name: 'leased', testCommand: ['node', 'gate.js'], workspace, config: { sandbox: { mode: 'none' } } }));
     await a.runtime.addTasks(project.id, [{ key: 'a', title: 'A', description: '', dependsOn: [], priority: 2 }]);
     const run = await a.runtime.startRun(project.id);
     await waitFor(a.bus, project.id, (e) => e.type === 'agent.state_changed' && (e.data as { state: unknown }).state === 'testing');

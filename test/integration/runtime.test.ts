@@ -5,6 +5,8 @@
 import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { LEAD_MACHINE_VERSION } from '../../src/machines/lead.ts';
+import { WORKER_MACHINE_VERSION } from '../../src/machines/worker.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessagesRequest } from '../../src/scripted-model/server.ts';
 import { deferred } from '../support/deferred.ts';
@@ -50,7 +52,7 @@ describe('tasks', () => {
     expect(ui).toMatchObject({ key: 'ui', agentType: 'frontend', status: 'pending', attempts: 0, dependsOn: [], priority: 2, commit: null, filesChanged: [] });
     expect(spec).toMatchObject({ key: 'spec', agentType: 'test', dependsOn: ['ui'], priority: 0, blockedReason: null, agentId: null });
     expect(Object.keys(spec!).sort()).toEqual(
-      ['agentId', 'agentType', 'attempts', 'blockedReason', 'commit', 'completedAt', 'createdAt', 'dependsOn', 'description', 'filesChanged', 'guidance', 'id', 'key', 'priority', 'projectId', 'startedAt', 'status', 'title'].sort(),
+      ['agentId', 'agentType', 'attempts', 'blockedReason', 'commit', 'completedAt', 'createdAt', 'dependsOn', 'description', 'filesChanged', 'guidance', 'id', 'key', 'priority', 'projectId', 'review', 'startedAt', 'status', 'title'].sort(),
     );
     expect(await t.runtime.getTask(projectId, spec!.id)).toMatchObject({ key: 'spec', testResults: [], corrections: [], usage: { inputTokens: 0, costUsd: 0 } });
     await expect(t.runtime.getTask(projectId, 'nope')).rejects.toMatchObject({ status: 404 });
@@ -173,9 +175,9 @@ describe('actors', () => {
     await t.runtime.host(projectId)?.ended;
     const actors = await t.runtime.listActors(projectId);
     expect(actors.map((a) => [a.id, a.kind, a.machine, a.machineVersion])).toEqual([
-      ['backend-1', 'worker', 'worker', 1],
-      ['frontend-1', 'worker', 'worker', 1],
-      ['lead', 'lead', 'lead', 1],
+      ['backend-1', 'worker', 'worker', WORKER_MACHINE_VERSION],
+      ['frontend-1', 'worker', 'worker', WORKER_MACHINE_VERSION],
+      ['lead', 'lead', 'lead', LEAD_MACHINE_VERSION],
     ]);
     expect(actors.find((a) => a.id === 'lead')).toMatchObject({ state: 'completed', status: 'done' });
     expect(actors.find((a) => a.id === 'backend-1')).toMatchObject({ agentType: 'backend', state: 'idle' });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createActor, waitFor } from 'xstate';
 import { fakeLead, settings, task } from '../support/fake-effects.ts';
 
-const final = (s: { status: string; value: unknown }) => s.status === 'done' || s.value === 'blocked';
+const final = (s: { status: string; value: unknown }) => s.status === 'done' || (typeof s.value === 'object' && s.value !== null && 'blocked' in s.value);
 
 describe('lead machine (fake effects)', () => {
   it('runs a dependency graph to completed, never more than maxConcurrency at once, dependencies first', async () => {
@@ -46,7 +46,7 @@ describe('lead machine (fake effects)', () => {
     h.actor.start();
     await waitFor(h.actor, final);
     const ctx = h.actor.getSnapshot().context;
-    expect(h.actor.getSnapshot().value).toBe('blocked');
+    expect(h.actor.getSnapshot().value).toEqual({ blocked: 'stalled' });
     expect(h.calls.filter((c) => c.key === 'a')).toHaveLength(3);
     expect(ctx.tasks.a).toMatchObject({ status: 'blocked', blockedReason: 'attempts_exhausted' });
     expect(ctx.tasks.b).toMatchObject({ status: 'blocked', blockedReason: 'dependency_failed' });
@@ -79,7 +79,7 @@ describe('lead machine (fake effects)', () => {
     h.actor.send({ type: 'CANCEL_TASK', key: 'a' });
     expect(h.calls[0]!.aborted).toBe(true);
     const snap = await waitFor(h.actor, final);
-    expect(snap.value).toBe('blocked');
+    expect(snap.value).toEqual({ blocked: 'stalled' });
     expect(snap.context.tasks.a!.status).toBe('cancelled');
     expect(snap.context.tasks.b).toMatchObject({ status: 'blocked', blockedReason: 'dependency_failed' });
     const aIntents = h.intents().filter((i) => 'key' in i && i.key === 'a').map((i) => i.type);
@@ -140,7 +140,7 @@ describe('lead machine (fake effects)', () => {
     );
     h.actor.start();
     const snap = await waitFor(h.actor, final);
-    expect(snap.value).toBe('blocked');
+    expect(snap.value).toEqual({ blocked: 'stalled' });
     expect(snap.context.tasks.a).toMatchObject({ status: 'blocked', blockedReason: 'budget_exhausted' });
     expect(snap.context.tasks.b!.status).toBe('pending');
     expect(h.intents()).toContainEqual({ type: 'budget', spentUsd: 2, budgetUsd: 1 });
@@ -202,7 +202,7 @@ describe('lead machine (fake effects)', () => {
     const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b', ['a']), task('c')] }, { steps: { a: ['failed'] }, crashWorker: true });
     h.actor.start();
     const snap = await waitFor(h.actor, final);
-    expect(snap.value).toBe('blocked');
+    expect(snap.value).toEqual({ blocked: 'stalled' });
     expect(snap.context.tasks.a!.status).toBe('failed');
     expect(snap.context.tasks.b!.blockedReason).toBe('dependency_failed');
     expect(snap.context.tasks.c!.status).toBe('completed');
@@ -262,7 +262,7 @@ describe('lead machine (fake effects)', () => {
     const snap = await waitFor(h.actor, final);
     expect(snap.context.tasks.a!.status).toBe('cancelled');
     expect(snap.context.tasks.b!.status).toBe('completed');
-    expect(snap.value).toBe('blocked');
+    expect(snap.value).toEqual({ blocked: 'stalled' });
   });
 
   it('a task the database holds in progress under another agent (left from before a restart) goes back to the queue and runs', async () => {
@@ -306,5 +306,59 @@ describe('lead machine (fake effects)', () => {
     expect(worker?.getSnapshot().value).toBe('generating');
     expect(JSON.parse(JSON.stringify(restored.getPersistedSnapshot()))).toEqual(persisted);
     restored.stop();
+  });
+});
+
+describe('lead machine: review', () => {
+  it('a change for review waits (dependents too) and the run is blocked awaiting review; approve lands it, then the rest runs', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a'), task('b', ['a']), task('x')] }, { steps: { a: ['review'] } });
+    h.actor.start();
+    let snap = await waitFor(h.actor, final);
+    expect(snap.value).toEqual({ blocked: 'awaitingReview' });
+    expect(snap.context.tasks.a).toMatchObject({ status: 'review', review: { reason: 'protected_paths', files: ['package.json'], attempt: 1 } });
+    expect(snap.context.tasks.b!.status).toBe('pending');
+    expect(snap.context.tasks.x!.status).toBe('completed');
+    expect(snap.context.summary).toContain('waiting for review (approve or reject): a');
+    expect(h.intents()).toContainEqual({ type: 'review', taskId: 'id-a', key: 'a', review: expect.objectContaining({ reason: 'protected_paths' }) as unknown });
+    expect(h.workerStates['backend-1']).toContain('committing');
+    expect(snap.can({ type: 'REVIEW', key: 'x', decision: 'approved' })).toBe(false);
+
+    h.actor.send({ type: 'REVIEW', key: 'a', decision: 'approved' });
+    snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('completed');
+    expect(h.lands.map((l) => [l.job.key, l.job.mode])).toEqual([['a', 'land']]);
+    // Only the land effect ran for the approved change: no new generation.
+    expect(h.calls.filter((c) => c.key === 'a')).toHaveLength(1);
+    const after = h.intents().slice(h.intents().findIndex((i) => i.type === 'decide'));
+    expect(after.map((i) => ('key' in i ? `${i.type}:${i.key}` : i.type))).toEqual(['decide:a', 'run', 'assign:a', 'complete:a', 'assign:b', 'attempt:b', 'complete:b', 'run']);
+  });
+
+  it('reject with guidance discards the attempt and corrects it; without guidance the task is blocked review_rejected', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a'), task('c')] }, { steps: { a: ['review', 'passed'], c: ['review'] } });
+    h.actor.start();
+    await waitFor(h.actor, final);
+    h.actor.send({ type: 'REVIEW', key: 'a', decision: 'rejected', guidance: 'keep package.json' });
+    // Back to blocked (c still waits): a decision sent while the run is finishing is not taken.
+    await waitFor(h.actor, (s) => s.context.tasks.a!.status === 'completed' && final(s));
+    expect(h.discards.map((d) => [d.job.key, d.job.mode, d.job.guidance])).toEqual([['a', 'revise', 'keep package.json']]);
+    expect(h.corrections.at(-1)!.failure).toMatchObject({ kind: 'review_rejected' });
+    expect(h.calls.filter((c) => c.key === 'a').map((c) => c.attempt)).toEqual([1, 2]);
+    expect(h.workerStates[h.actor.getSnapshot().context.tasks.a!.agentId!]).toEqual(expect.arrayContaining(['discarding', 'correcting']));
+
+    h.actor.send({ type: 'REVIEW', key: 'c', decision: 'rejected' });
+    const snap = await waitFor(h.actor, (s) => s.context.tasks.c!.status === 'blocked' && final(s));
+    expect(snap.context.tasks.c).toMatchObject({ status: 'blocked', blockedReason: 'review_rejected' });
+    expect(snap.value).toEqual({ blocked: 'stalled' });
+    expect(h.calls.filter((c) => c.key === 'c')).toHaveLength(1);
+  });
+
+  it('cancelling the run cancels a task waiting for review', async () => {
+    const h = fakeLead({ settings: settings(), tasks: [task('a')] }, { steps: { a: ['review'] } });
+    h.actor.start();
+    await waitFor(h.actor, final);
+    h.actor.send({ type: 'CANCEL' });
+    const snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('cancelled');
+    expect(snap.context.tasks.a!.status).toBe('cancelled');
   });
 });

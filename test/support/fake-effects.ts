@@ -11,6 +11,10 @@ import {
   workerMachine,
   type ApplyInput,
   type CommitInput,
+  type DiscardInput,
+  type DiscardOutput,
+  type LandInput,
+  type LandOutput,
   type CommitOutput,
   type CorrectionInput,
   type GenerateInput,
@@ -20,7 +24,8 @@ import {
 } from '../../src/machines/worker.ts';
 import { deferred, type Deferred } from './deferred.ts';
 
-export type Step = TestStatus | 'invalid' | 'budget' | 'fatal' | 'model_error' | 'rejected' | 'conflict';
+/** `review`: tests pass and the change goes to review (it touched a protected file). */
+export type Step = TestStatus | 'invalid' | 'budget' | 'fatal' | 'model_error' | 'rejected' | 'conflict' | 'review';
 
 export type Effect = 'generate' | 'apply' | 'test' | 'correct';
 
@@ -93,6 +98,8 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
   const tests: Call[] = [];
   const corrections: CorrectionInput[] = [];
   const giveUps: GiveUpInput[] = [];
+  const lands: LandInput[] = [];
+  const discards: DiscardInput[] = [];
   const effects: Call[] = [];
   const waiters: { match: (c: Call) => boolean; done: Deferred<Call> }[] = [];
   const generations = new Map<string, number>();
@@ -175,11 +182,20 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
       giveUp: fromPromise(async ({ input }: { input: GiveUpInput }) => {
         giveUps.push(input);
       }),
-      commit: fromPromise<CommitOutput, CommitInput>(async ({ input }) =>
-        stepFor(input.job.key) === 'conflict'
-          ? { kind: 'conflict' as const, detail: 'CONFLICT in a.js' }
-          : { kind: 'committed' as const, sha: `sha-${input.job.key}`, files: input.files },
-      ),
+      commit: fromPromise<CommitOutput, CommitInput>(async ({ input }) => {
+        const step = stepFor(input.job.key);
+        if (step === 'conflict') return { kind: 'conflict' as const, detail: 'CONFLICT in a.js' };
+        if (step === 'review') return { kind: 'review' as const, review: { reason: 'protected_paths' as const, files: ['package.json'], attempt: input.attempt, verified: false } };
+        return { kind: 'committed' as const, sha: `sha-${input.job.key}`, files: input.files };
+      }),
+      land: fromPromise<LandOutput, LandInput>(async ({ input }) => {
+        lands.push(input);
+        return { kind: 'committed' as const, sha: `sha-${input.job.key}`, files: ['package.json'] };
+      }),
+      discard: fromPromise<DiscardOutput, DiscardInput>(async ({ input }) => {
+        discards.push(input);
+        return { callKey: `k${input.job.review?.attempt ?? 0}` };
+      }),
     },
   });
 
@@ -223,6 +239,8 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
     tests,
     corrections,
     giveUps,
+    lands,
+    discards,
     effects,
     started,
     workerStates,
