@@ -231,17 +231,17 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
 
     commit: fromPromise<CommitOutput, CommitInput>(async ({ input, signal }) => {
       const { job } = input;
+      const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
+      const need = reviewNeeded(changedFiles(changes), job.settings.review, job.settings.protectedPaths);
       // A plain directory in shared mode has nothing to commit: no git process to start.
-      if (job.settings.isolation === 'shared' && !(await exists(path.join(job.settings.workspace, '.git')))) {
+      if (!need && job.settings.isolation === 'shared' && !(await exists(path.join(job.settings.workspace, '.git')))) {
         return { kind: 'committed', sha: null, files: input.files };
       }
       const task = await deps.tasks.loadTask(job.taskId);
       const options = treeOptions(deps, job, signal);
       const message = `${task.title} (${job.key})`;
-      const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
       // Only what the answers wrote or deleted: never artefacts of the test run.
       const files = [...new Set([...changes.map((c) => c.path), ...input.files])];
-      const need = reviewNeeded(changedFiles(changes), job.settings.review, job.settings.protectedPaths);
       if (need) {
         // Worktree mode: committed on the task's branch, merged only on approval. Shared mode:
         // the files are in the workspace already; committed (in git) only on approval.

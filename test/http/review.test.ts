@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -230,5 +230,33 @@ describe('review of changes to the test setup', () => {
     expect(git(ws, 'show', 'HEAD:lib/calc.js')).toContain('5');
     const completed = ofType(await t.events(id), 'task.status_changed').find((e) => e.data.to === 'completed')!;
     expect(completed.data.reason).toBeUndefined();
+  });
+
+  it('in a plain directory (shared mode) a rejected change is undone in place: the files are as they were', async () => {
+    const t = await startTestApp(async () => writeFiles({ ...calc(7), 'package.json': cheatingPackage }));
+    current = t;
+    const ws = await mkdtemp(path.join(os.tmpdir(), 'troupe-review-shared-'));
+    dirs.push(ws);
+    const original = JSON.stringify({ name: 'calc', scripts: { test: 'node --test' } });
+    await writeFile(path.join(ws, 'package.json'), original);
+    const created = await t.json<{ id: string; config: { isolation: string } }>('POST', '/api/projects', {
+      name: 'shared',
+      testCommand: 'node --test',
+      workspace: ws,
+      config: { maxCorrectionAttempts: 0, sandbox: { mode: 'none' } },
+    });
+    expect(created.body.config.isolation).toBe('shared');
+    const id = created.body.id;
+    await t.json('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'calc', title: 'Calc', description: 'Write lib/calc.js' }] });
+    const first = runEnds(id, 0);
+    await start(id);
+    expect((await first).type).toBe('run.blocked');
+    expect((await t.json<{ status: string }>('GET', `/api/projects/${id}/tasks/calc`)).body.status).toBe('review');
+    const ended = runEnds(id, await lastSeq(id));
+    expect((await t.json('POST', `/api/projects/${id}/tasks/calc/reject`)).status).toBe(202);
+    expect((await ended).type).toBe('run.blocked');
+    expect(await readFile(path.join(ws, 'package.json'), 'utf8')).toBe(original);
+    expect(existsSync(path.join(ws, 'lib/calc.js'))).toBe(false);
+    expect(existsSync(path.join(ws, 'test/calc.test.js'))).toBe(false);
   });
 });
