@@ -143,7 +143,7 @@ describe('the service with --inspect', () => {
     } finally {
       await new Promise<void>((resolve) => busy.close(() => resolve()));
     }
-  });
+  }, 90_000); // the store is opened and migrated before the bridge starts: slow on a busy machine
 
   it('with a token, the bridge needs it too; with it the lead and workers are seen moving', async () => {
     const inspectPort = await freePort();
