@@ -231,7 +231,7 @@ describe('runs and control', () => {
 
     const actors = (await t.json<{ actors: Json[] }>('GET', `${base}/actors`)).body.actors;
     expect(actors.map((a) => a.id)).toEqual(['backend-1', 'lead']);
-    expect(actors[1]).toMatchObject({ kind: 'lead', machine: 'lead', machineVersion: 1, state: 'completed', status: 'done' });
+    expect(actors[1]).toMatchObject({ kind: 'lead', machine: 'lead', machineVersion: 2, state: 'completed', status: 'done' });
     expect(Object.keys(actors[0]!).sort()).toEqual(['agentType', 'id', 'kind', 'machine', 'machineVersion', 'state', 'status', 'updatedAt'].sort());
     const lead = await t.json('GET', `${base}/actors/lead`);
     expect(lead.body).toMatchObject({ id: 'lead', snapshot: { value: 'completed' } });
@@ -265,8 +265,8 @@ describe('machines', () => {
   it('lists the machines, serves toJSON() and a mermaid stateDiagram-v2', async () => {
     t = await startTestApp(ok);
     expect((await t.json('GET', '/api/machines')).body).toEqual([
-      { name: 'lead', version: 1 },
-      { name: 'worker', version: 1 },
+      { name: 'lead', version: 2 },
+      { name: 'worker', version: 2 },
     ]);
     const worker = (await t.json<Json>('GET', '/api/machines/worker')).body;
     expect(worker).toMatchObject({ id: 'worker', initial: expect.anything() as unknown });

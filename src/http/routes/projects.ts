@@ -5,7 +5,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Runtime } from '../../actors/runtime/runtime.ts';
-import { unifiedText } from '../../actors/workspace/diff.ts';
 import { addTasksSchema, createProjectSchema, patchProjectSchema, retrySchema } from '../../domain/inputs.ts';
 import { optionalJson, requireJson, valid } from '../validate.ts';
 
@@ -61,7 +60,7 @@ export function projectRoutes(runtime: Runtime): Hono {
     const { attempt, format } = c.req.valid('query');
     const files = await runtime.taskDiff(id, ref, attempt);
     if (format === 'json') return c.json({ files });
-    return c.body(unifiedText(files), 200, { 'content-type': 'text/x-diff; charset=utf-8' });
+    return c.body(files.map((f) => f.patch).join(''), 200, { 'content-type': 'text/x-diff; charset=utf-8' });
   });
 
   app.post('/:id/start', valid('param', idParam), async (c) => c.json({ run: await runtime.startRun(c.req.valid('param').id) }, 202));
