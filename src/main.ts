@@ -158,6 +158,11 @@ function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, p
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname, port }) as Server;
     server.once('listening', () => resolve(server));
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      // A busy or forbidden port is a setup problem with one clear line, not a crash.
+      if (err.code === 'EADDRINUSE') reject(new ConfigError(`port ${port} on ${hostname} is in use: stop what listens there or choose another with --port`, { cause: err }));
+      else if (err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') reject(new ConfigError(`cannot listen on ${hostname}:${port} (${err.code})`, { cause: err }));
+      else reject(err);
+    });
   });
 }
