@@ -248,7 +248,10 @@ await runTests({ argv: [process.execPath, 'heartbeat.cjs', ${JSON.stringify(beat
 `,
     );
     // Run from the repository so `--import tsx` resolves.
-    const service = spawn(node, ['--import', 'tsx', runner], { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: 'ignore' });
+    // Its own TMPDIR: the private dir of a run whose service was killed is never removed.
+    const tmp = path.join(root, 'runner-tmp');
+    await mkdir(tmp);
+    const service = spawn(node, ['--import', 'tsx', runner], { cwd: fileURLToPath(new URL('../../..', import.meta.url)), env: { ...process.env, TMPDIR: tmp }, stdio: 'ignore' });
     try {
       // Handshake: the sandboxed heartbeat has started.
       await waitFor('the sandboxed heartbeat', () => (existsSync(beat) ? true : undefined), 20_000);
