@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'conflict'
   | 'payload_too_large'
   | 'unprocessable'
+  | 'sandbox_unavailable'
   | 'not_implemented'
   | 'internal';
 
@@ -35,6 +36,7 @@ const STATUS: Record<ErrorCode, number> = {
   conflict: 409,
   payload_too_large: 413,
   unprocessable: 422,
+  sandbox_unavailable: 422,
   not_implemented: 501,
   internal: 500,
 };

@@ -69,6 +69,7 @@ describe('without bubblewrap', () => {
 
     const refused = await call('POST', '/api/projects', { name: 'boxed', testCommand: 'node --test' });
     expect(refused.status).toBe(422);
+    expect(refused.body.error!.code).toBe('sandbox_unavailable');
     expect(refused.body.error!.message).toMatch(/apt-get install bubblewrap/);
     expect(refused.body.error!.message).toMatch(/"sandbox": \{"mode": "none"\}/);
     expect(refused.body.error!.message).toMatch(/TROUPE_SANDBOX=none/);

@@ -23,7 +23,7 @@ import { projects } from '../../db/schema.ts';
 import { inferAgentType } from '../../domain/agent-type.ts';
 import { checkGraph } from '../../domain/graph.ts';
 import { fillConfig, normalizeConfig, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
-import { invalid, notFound, unprocessable } from '../../errors.ts';
+import { invalid, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { newId } from '../../ids.ts';
 import { bwrapAvailable } from '../testing/sandbox.ts';
@@ -246,7 +246,8 @@ async function isGitDir(dir: string): Promise<boolean> {
 /** A project that asks for the bwrap sandbox needs a bubblewrap that works here: 422 otherwise. */
 async function requireSandbox(mode: 'bwrap' | 'none'): Promise<void> {
   if (mode !== 'bwrap' || (await bwrapAvailable())) return;
-  throw unprocessable(
+  throw new TroupeError(
+    'sandbox_unavailable',
     'the test sandbox (bubblewrap) is not available on this machine: install it (apt-get install bubblewrap) or opt out with "config": {"sandbox": {"mode": "none"}} (or TROUPE_SANDBOX=none for every new project)',
     [{ path: 'config.sandbox.mode', message: 'bwrap needs a working bubblewrap (apt-get install bubblewrap); "none" runs tests unconfined' }],
   );
