@@ -171,6 +171,12 @@ export const workerMachine = setup({
     reportFault: sendParent(({ context }, params: { error: unknown }) =>
       report(context, { kind: 'failed', detail: faultMessage(params.error) }),
     ),
+    reportCompleted: sendParent(({ context }, params: { commit: string | null; files: string[]; verified: boolean }) =>
+      report(context, { kind: 'completed', ...params }),
+    ),
+    reportConflict: sendParent(({ context }, params: { detail: string }) =>
+      report(context, { kind: 'blocked', reason: 'merge_conflict', detail: params.detail }),
+    ),
   },
 }).createMachine({
   id: 'worker',
@@ -212,21 +218,20 @@ export const workerMachine = setup({
             guard: 'committed',
             target: 'idle',
             actions: [
-              sendParent(({ context, event }) => {
-                const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
-                return report(context, { kind: 'completed', commit: out.sha, files: out.files, verified: job(context).review?.verified ?? false });
-              }),
+              {
+                type: 'reportCompleted',
+                params: ({ context, event }) => {
+                  const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
+                  // Tested before the review; verified only if the test setup was the project's own.
+                  return { commit: out.sha, files: out.files, verified: job(context).review?.verified ?? false };
+                },
+              },
               'clearJob',
             ],
           },
           {
             target: 'idle',
-            actions: [
-              sendParent(({ context, event }) =>
-                report(context, { kind: 'blocked', reason: 'merge_conflict', detail: (event.output as { detail: string }).detail }),
-              ),
-              'clearJob',
-            ],
+            actions: [{ type: 'reportConflict', params: ({ event }) => ({ detail: (event.output as { detail: string }).detail }) }, 'clearJob'],
           },
         ],
         onError: {
@@ -461,15 +466,13 @@ export const workerMachine = setup({
             guard: 'committed',
             target: 'idle',
             actions: [
-              sendParent(({ context, event }) => {
-                const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
-                return report(context, {
-                  kind: 'completed',
-                  commit: out.sha,
-                  files: out.files,
-                  verified: context.tested?.status === 'passed',
-                });
-              }),
+              {
+                type: 'reportCompleted',
+                params: ({ context, event }) => {
+                  const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
+                  return { commit: out.sha, files: out.files, verified: context.tested?.status === 'passed' };
+                },
+              },
               'clearJob',
             ],
           },
@@ -485,12 +488,7 @@ export const workerMachine = setup({
           },
           {
             target: 'idle',
-            actions: [
-              sendParent(({ context, event }) =>
-                report(context, { kind: 'blocked', reason: 'merge_conflict', detail: (event.output as { detail: string }).detail }),
-              ),
-              'clearJob',
-            ],
+            actions: [{ type: 'reportConflict', params: ({ event }) => ({ detail: (event.output as { detail: string }).detail }) }, 'clearJob'],
           },
         ],
         onError: {

@@ -139,6 +139,8 @@ export class ProjectService {
   async remove(id: string): Promise<void> {
     const deleted = await this.db.delete(projects).where(eq(projects.id, id)).returning({ id: projects.id });
     if (deleted.length === 0) throw notFound('project');
+    // The copies kept for diffs and undo go with the project (its workspace files stay).
+    await fs.rm(path.join(this.o.dataDir, 'attempts', id), { recursive: true, force: true });
   }
 
   /**
