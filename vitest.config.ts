@@ -8,7 +8,9 @@ export default defineConfig({
     exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**', 'test/faults/**'] : ['node_modules/**', 'test/faults/**', 'test/**/*.postgres.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     pool: 'forks',
-    testTimeout: 30_000,
+    // Generous: a test that hangs still fails, and a slower or busier 2-core machine (some files
+    // run whole projects through real processes) does not turn into false failures.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
     // Each file gets its own projects and its own fake Messages API; files share one fresh
     // database per run (Postgres) or get their own in-memory PGlite.

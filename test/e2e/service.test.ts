@@ -98,7 +98,7 @@ describe('the service over HTTP', () => {
     expect(stuckFrames).toBeLessThan(10_000);
     if (text.includes('event: stream.overflow')) expect(text.trimEnd().endsWith('"}')).toBe(true);
     stuck.destroy();
-  });
+  }, 120_000);
 
   it('a bodiless POST without Content-Length (as curl -X POST sends it) is accepted by retry', async () => {
     s = await startTestService(ok);
