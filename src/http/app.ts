@@ -59,6 +59,11 @@ export function createApp(o: AppOptions): App {
     return c.json({ status: db ? 'ok' : 'error', db: db ? 'ok' : 'error', version: o.version }, db ? 200 : 503);
   });
 
+  // Contract v2 routes not built yet: an honest 501, not a 404 that reads like a typo.
+  for (const [route, what] of [['/', 'the web dashboard'], ['/openapi.json', 'the OpenAPI document'], ['/docs', 'the API reference page']] as const) {
+    app.get(route, (c) => c.json(errorBody('not_implemented', `${what} is not built yet: use the JSON API under /api (see the README)`), 501));
+  }
+
   app.use(
     '/api/*',
     bodyLimit({

@@ -31,6 +31,12 @@ describe('health and fallbacks', () => {
     const missing = await t.json('GET', '/api/nope', undefined, { authorization: 'Bearer sekret' });
     expect(missing.status).toBe(404);
     expect(errorOf(missing.body).code).toBe('not_found');
+    // Not built yet (the dashboard, the OpenAPI document): said so, not a 404.
+    for (const route of ['/', '/openapi.json', '/docs']) {
+      const later = await t.json('GET', route);
+      expect(later.status, route).toBe(501);
+      expect(errorOf(later.body).code).toBe('not_implemented');
+    }
     const res = await t.request('GET', '/health');
     expect(res.headers.get('x-request-id')).toBeTruthy();
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
