@@ -24,14 +24,17 @@ afterEach(async () => {
   t = undefined;
 });
 
-const create = { name: 'demo', testCommand: 'node --test' };
+// A name of this file's own: on Postgres every test file shares one database, so "nothing
+// created" counts only the projects these tests could have made.
+const NAME = `exposure-${process.pid}-${Date.now()}`;
+const create = { name: NAME, testCommand: 'node --test' };
 type ErrorJson = { error: { code: string; message: string; details?: { path: string; message: string }[] } };
 const errorOf = (body: unknown) => (body as ErrorJson).error;
 
 async function projectCount(app: TestApp): Promise<number> {
-  const res = await app.json<{ projects: unknown[] }>('GET', '/api/projects');
+  const res = await app.json<{ projects: { name: string }[] }>('GET', '/api/projects');
   expect(res.status).toBe(200);
-  return res.body.projects.length;
+  return res.body.projects.filter((p) => p.name === NAME).length;
 }
 
 async function projectWithTask(app: TestApp): Promise<string> {
@@ -122,6 +125,7 @@ describe('Origin (cross-site requests)', () => {
 describe('request bodies', () => {
   it('a body that is not application/json → 415 unsupported_media_type, nothing created; parameters are fine', async () => {
     t = await startTestApp(ok);
+    const before = await projectCount(t);
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
       const res = await t.request('POST', '/api/projects', { body: JSON.stringify(create), headers: { 'content-type': type } });
       expect(res.status).toBe(415);
@@ -129,7 +133,7 @@ describe('request bodies', () => {
     }
     const none = await t.request('POST', '/api/projects', { body: JSON.stringify(create), headers: { 'content-type': '' } });
     expect(none.status).toBe(415);
-    expect(await projectCount(t)).toBe(0);
+    expect(await projectCount(t)).toBe(before);
     expect((await t.request('POST', '/api/projects', { body: JSON.stringify(create), headers: { 'content-type': 'application/json; charset=utf-8' } })).status).toBe(201);
   });
 
