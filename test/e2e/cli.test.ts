@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startScriptedModel, type ScriptedModel } from '../../src/scripted-model/server.ts';
-import { troupe, type Proc } from '../support/cli.ts';
+import { listening, troupe } from '../support/cli.ts';
 import { isolatedDatabase } from '../support/db.ts';
 import { moduleWithTest } from '../support/replies.ts';
 import { sse } from '../support/service.ts';
@@ -18,20 +18,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Resolves with the service URL from the "troupe listening" log line. */
-function listening(p: Proc): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      for (const line of p.stderr().split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'troupe listening' && entry.url) return resolve(entry.url);
-      }
-    };
-    p.child.stderr!.on('data', check);
-    void p.exit.then((code) => reject(new Error(`troupe exited with ${code}: ${p.stderr()}`)));
-  });
-}
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'troupe-cli-'));

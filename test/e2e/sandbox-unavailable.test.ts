@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { troupe, type Proc } from '../support/cli.ts';
+import { listening, troupe } from '../support/cli.ts';
 import { isolatedDatabase } from '../support/db.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -39,19 +39,6 @@ async function env(extra: Record<string, string> = {}): Promise<Record<string, s
   return { PATH: await pathWithoutBwrap(), TROUPE_MODEL_MAX_RETRIES: '0', ...(db ? { DATABASE_URL: db.url } : {}), ...extra };
 }
 
-function listening(p: Proc): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      for (const line of p.stderr().split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'troupe listening' && entry.url) return resolve(entry.url);
-      }
-    };
-    p.child.stderr!.on('data', check);
-    void p.exit.then((code) => reject(new Error(`troupe exited with ${code}: ${p.stderr()}`)));
-  });
-}
 
 describe('without bubblewrap', () => {
   it('refuses a bwrap project with 422 naming the package and the opt-out, creates nothing; mode none is accepted; PATCH to bwrap is refused', async () => {

@@ -25,3 +25,18 @@ export function troupe(args: string[], env: Record<string, string>, cwd?: string
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, stderr: () => err, stdout: () => out, exit };
 }
+
+/** Resolves with the service URL from the "troupe listening" log line. */
+export function listening(p: Proc): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      for (const line of p.stderr().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === 'troupe listening' && entry.url) return resolve(entry.url);
+      }
+    };
+    p.child.stderr!.on('data', check);
+    void p.exit.then((code) => reject(new Error(`troupe exited with ${code}: ${p.stderr()}`)));
+  });
+}
