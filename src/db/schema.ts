@@ -134,9 +134,17 @@ export const events = pgTable(
     type: text('type').notNull(),
     data: jsonb('data').$type<Record<string, unknown>>().notNull(),
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /**
+     * On the first event of a write that may be replayed (a retry after a lost commit
+     * acknowledgement): the replay finds it taken and knows the write already committed.
+     */
+    writeKey: text('write_key'),
   },
   // No foreign key to projects: the log outlives a deleted project's rows.
-  (t) => [index('events_project_seq').on(t.projectId, t.seq)],
+  (t) => [
+    index('events_project_seq').on(t.projectId, t.seq),
+    uniqueIndex('events_write_key').on(t.writeKey).where(sql`write_key is not null`),
+  ],
 );
 
 export const testResults = pgTable(
@@ -242,4 +250,32 @@ export const actorSnapshots = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.actorId] }), index('actor_snapshots_project').on(t.projectId)],
+);
+
+/**
+ * Control requests carried to the process that owns a run (any process answers any control
+ * request): the caller inserts a row and NOTIFYs, the owner executes it and writes the answer.
+ */
+export const controlRequests = pgTable(
+  'control_requests',
+  {
+    id: text('id').primaryKey(),
+    projectId: text('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    runId: text('run_id').notNull(),
+    /** The owner the request was addressed to (`runs.owner` when it was sent). */
+    owner: text('owner').notNull(),
+    /** `pause`, `resume`, `cancel`, `retry`, `cancel_task`, `approve`, `reject`, … */
+    action: text('action').notNull(),
+    args: jsonb('args').$type<Record<string, unknown>>().notNull().default({}),
+    /** `pending` until the owner answers, then `answered`. */
+    status: text('status').notNull().default('pending'),
+    /** The HTTP status the owner answered with, and its body. */
+    answerStatus: integer('answer_status'),
+    answer: jsonb('answer').$type<unknown>(),
+    createdAt: createdAt(),
+    answeredAt: timestamp('answered_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('control_requests_owner_status').on(t.owner, t.status)],
 );
