@@ -15,7 +15,7 @@ export const EVENTS_CHANNEL = 'troupe_events';
  */
 const APPEND_LOCK_KEY = 7_312_002;
 
-type Row = typeof eventsTable.$inferSelect;
+type Row = Omit<typeof eventsTable.$inferSelect, 'writeKey'>;
 
 export function toEnvelope(row: Row): TroupeEvent {
   const out: Record<string, unknown> = { seq: row.seq, type: row.type, projectId: row.projectId };
