@@ -67,6 +67,7 @@ export class ProgressView {
     const key = e.taskId ? (this.keyOf.get(e.taskId) ?? e.taskId) : '';
     switch (e.type) {
       case 'run.started':
+      case 'run.pausing':
       case 'run.paused':
       case 'run.resumed':
       case 'run.cancelled':

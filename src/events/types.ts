@@ -31,7 +31,9 @@ export interface EventDataMap {
   'run.started': { status: RunStatus };
   /** The lead's plan was accepted and its tasks created. */
   'run.planned': { tasks: string[] };
-  /** Pause requested (`pausing`, in-flight work finishing) or reached (`paused`). */
+  /** A pause was accepted while work is in flight: the run is `pausing` until that work ends. */
+  'run.pausing': { status: RunStatus };
+  /** The run is paused: no task in flight, no model call or test process of it running. */
   'run.paused': { status: RunStatus };
   /** A paused or blocked run continues. */
   'run.resumed': { status: RunStatus };
@@ -91,6 +93,7 @@ export type EventType = keyof EventDataMap;
 export const EVENT_TYPES = [
   'run.started',
   'run.planned',
+  'run.pausing',
   'run.paused',
   'run.resumed',
   'run.cancelled',

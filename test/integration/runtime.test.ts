@@ -149,6 +149,16 @@ describe('runs', () => {
     release.resolve();
     const paused = await t.waitForEvent(projectId, (e) => e.type === 'run.paused' && (e.data as { status: string }).status === 'paused');
     expect(paused.runId).toBe(run.id);
+    // `run.pausing` when the pause was accepted (work in flight), then exactly one `run.paused`,
+    // after the in-flight task's last event: never a `run.paused` that says "pausing".
+    const log = (await t.runtime.eventLog(projectId, 0, 1000)).events;
+    const runEvents = log.filter((e) => e.type === 'run.pausing' || e.type === 'run.paused').map((e) => [e.type, (e.data as { status: string }).status]);
+    expect(runEvents).toEqual([
+      ['run.pausing', 'pausing'],
+      ['run.paused', 'paused'],
+    ]);
+    const lastOfFirst = Math.max(...log.filter((e) => e.type === 'task.status_changed' && (e.data as { key: string }).key === 'first').map((e) => e.seq));
+    expect(paused.seq).toBeGreaterThan(lastOfFirst);
     expect((await t.runtime.getRun(projectId, run.id)).status).toBe('paused');
     expect(await t.runtime.getTask(projectId, 'first')).toMatchObject({ status: 'completed' });
     expect(await t.runtime.getTask(projectId, 'second')).toMatchObject({ status: 'pending' });

@@ -21,7 +21,7 @@ const FINAL_RUN: RunStatus[] = ['completed', 'cancelled', 'failed'];
 const RUN_EVENT: Record<RunStatus, EventType | null> = {
   planning: null,
   running: 'run.resumed',
-  pausing: 'run.paused',
+  pausing: 'run.pausing',
   paused: 'run.paused',
   completed: 'run.completed',
   blocked: 'run.blocked',
