@@ -33,7 +33,7 @@ export function toEnvelope(row: Row): TroupeEvent {
  * lock, inserts the batch in order and (on Postgres) queues the NOTIFY, so the lock is held for
  * one round trip and the commit, not four: every writer waits on it.
  */
-export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[]): Promise<TroupeEvent[]> {
+export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[], writeKey?: string): Promise<TroupeEvent[]> {
   if (batch.length === 0) return [];
   const payload = JSON.stringify(
     batch.map((e) => ({ p: e.projectId, r: e.runId ?? null, t: e.taskId ?? null, a: e.agentId ?? null, y: e.type, d: e.data })),
@@ -45,8 +45,8 @@ export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: Ne
   const result = await tx.execute(sql`
     with lock as (select pg_advisory_xact_lock(${APPEND_LOCK_KEY})),
     ins as (
-      insert into events (project_id, run_id, task_id, agent_id, type, data)
-      select e.v->>'p', e.v->>'r', e.v->>'t', e.v->>'a', e.v->>'y', e.v->'d'
+      insert into events (project_id, run_id, task_id, agent_id, type, data, write_key)
+      select e.v->>'p', e.v->>'r', e.v->>'t', e.v->>'a', e.v->>'y', e.v->'d', case when e.ord = 1 then ${writeKey ?? null}::text end
       from lock, jsonb_array_elements(${payload}::jsonb) with ordinality as e(v, ord)
       order by e.ord
       returning seq, project_id, run_id, task_id, agent_id, type, data, at
@@ -76,6 +76,12 @@ interface RawRow {
   type: string;
   data: unknown;
   at: Date | string;
+}
+
+/** Did a write with this key commit (its first event carries the key)? */
+export async function writeCommitted(db: Queryable, writeKey: string): Promise<boolean> {
+  const rows = await db.select({ seq: eventsTable.seq }).from(eventsTable).where(eq(eventsTable.writeKey, writeKey)).limit(1);
+  return rows.length > 0;
 }
 
 export interface EventQuery {

@@ -1,6 +1,7 @@
 import type { Store, Tx } from '../db/client.ts';
+import { replayedWrite } from '../db/retry.ts';
 import type { EventBus } from './bus.ts';
-import { appendEvents } from './log.ts';
+import { appendEvents, writeCommitted } from './log.ts';
 import type { NewEvent, TroupeEvent } from './types.ts';
 
 export type Emit = (...events: NewEvent[]) => void;
@@ -26,7 +27,13 @@ export class Outbox {
    * COMMIT round trips). On PGlite it waits for any open transaction, like every query there.
    */
   append(...events: NewEvent[]): Promise<void> {
-    return this.track(appendEvents(this.store.db, this.store.kind, events).then((stored) => this.publish(stored)));
+    const write = replayedWrite();
+    return this.track(
+      (async () => {
+        if (write?.maybeCommitted && (await writeCommitted(this.store.db, write.key))) return this.bus.hint();
+        await this.publish(await appendEvents(this.store.db, this.store.kind, events, write?.key));
+      })(),
+    );
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
@@ -42,17 +49,34 @@ export class Outbox {
   }
 
   private async run<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
+    const write = replayedWrite();
     let stored: TroupeEvent[] = [];
-    const result = await this.store.db.transaction(async (tx) => {
-      const pending: NewEvent[] = [];
-      const value = await fn(tx, (...events) => {
-        pending.push(...events);
+    let replayed: { value: T } | null = null;
+    try {
+      const result = await this.store.db.transaction(async (tx) => {
+        const committed = write?.maybeCommitted === true && (await writeCommitted(tx, write.key));
+        const pending: NewEvent[] = [];
+        const value = await fn(tx, (...events) => {
+          pending.push(...events);
+        });
+        if (committed) {
+          // An earlier try committed and only its acknowledgement was lost: its rows and events
+          // stand. This try ran against them (guarded updates see them) for its answer, and is
+          // rolled back, so no event is appended twice.
+          replayed = { value };
+          throw new ReplayedWrite();
+        }
+        stored = await appendEvents(tx, this.store.kind, pending, write?.key);
+        return value;
       });
-      stored = await appendEvents(tx, this.store.kind, pending);
-      return value;
-    });
-    await this.publish(stored);
-    return result;
+      await this.publish(stored);
+      return result;
+    } catch (e) {
+      if (!(e instanceof ReplayedWrite) || replayed === null) throw e;
+      // The committed events were never published by this process: the feed reads them.
+      this.bus.hint();
+      return (replayed as { value: T }).value;
+    }
   }
 
   private async publish(stored: TroupeEvent[]): Promise<void> {
@@ -60,5 +84,12 @@ export class Outbox {
     // PGlite runs in this thread and its awaits never reach the event loop's I/O phase: a burst
     // of writes would starve every socket (SSE clients could not drain). One turn per commit.
     if (this.store.kind === 'pglite') await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Rolls back a try of a write that an earlier try had committed. */
+class ReplayedWrite extends Error {
+  constructor() {
+    super('the write had committed already');
   }
 }
