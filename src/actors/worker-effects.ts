@@ -16,31 +16,38 @@ import type {
   CorrectionInput,
   DiscardInput,
   DiscardOutput,
+  GenerateInput,
+  GenerateOutput,
   GiveUpInput,
   LandInput,
   LandOutput,
   PrepareInput,
   PrepareOutput,
+  ReleaseInput,
   TestInput,
   TestOutput,
 } from '../machines/worker.ts';
-import { createGenerate, generationKey, type GenerateDeps } from './model/generate.ts';
-import { parseProposal } from './model/proposal.ts';
+import { generateAnswer, generationKey, type GenerateDeps } from './model/generate.ts';
 import { FAILURE_OUTPUT_MAX, cutMiddle } from './model/prompts.ts';
 import { runTests, type TestRunResult } from './testing/run-tests.ts';
-import { attemptDir, discardAttempt, recordAfter, recordBefore, taskChanges, type FileChange } from './workspace/attempts.ts';
-import { applyFiles, type AppliedFile } from './workspace/files.ts';
-import { refusedWithoutReview, reviewNeeded, type ReviewNeed } from './workspace/review-policy.ts';
+import { discardAttempt, taskChanges, type FileChange } from './workspace/attempts.ts';
+import type { AppliedFile } from './workspace/files.ts';
+import { reviewNeeded, type ReviewNeed } from './workspace/review-policy.ts';
 import {
   commitForReview,
   commitTaskTree,
-  existingTaskTree,
   landTaskTree,
   prepareTaskTree,
+  readTreeProgress,
   removeTaskTree,
   uncommitTaskTree,
+  writeTreeProgress,
+  type CommitResult,
   type TaskTreeOptions,
 } from './workspace/task-tree.ts';
+import { applyAnswer, commitMessage, ensureTaskTree, noteApplied, requireDir, taskAttemptsDir, type EnsureOptions } from './worker-trees.ts';
+
+export { taskAttemptsDir };
 
 /** Who did what, for every event a worker's effects record. */
 export interface EffectScope {
@@ -100,23 +107,12 @@ function treeOptions(deps: WorkerEffectDeps, job: Job, signal: AbortSignal): Tas
   };
 }
 
-/** Where the attempts of a task are kept (see `attempts.ts`). */
-export function taskAttemptsDir(attemptsRoot: string, projectId: string, taskId: string): string {
-  return path.join(attemptsRoot, projectId, taskId);
-}
-
 /** `.git` may be a directory or, in a worktree or submodule, a file. */
 async function exists(p: string): Promise<boolean> {
   return fs.lstat(p).then(
     () => true,
     () => false,
   );
-}
-
-/** Throws a fatal fault when the task's tree is gone: no correction can bring a workspace back. */
-async function requireDir(dir: string): Promise<void> {
-  const stat = await fs.stat(dir).catch(() => null);
-  if (!stat?.isDirectory()) throw new Fault(`workspace missing: ${dir}`, true);
 }
 
 const changedFiles = (changes: FileChange[]) => changes.map((c) => ({ path: c.path, existed: c.before !== null, exists: c.after !== null }));
@@ -127,59 +123,67 @@ async function reviewOf(deps: WorkerEffectDeps, job: Job): Promise<ReviewNeed | 
   return reviewNeeded(changedFiles(changes), job.settings.review, job.settings.protectedPaths);
 }
 
+/**
+ * The attempts a tree must hold for a step of `job` whose own attempt is `attempt` (`applied`: that
+ * attempt's answer is in the tree by now). After a person rejected an attempt, it stays undone.
+ */
+function wanted(job: Job, attempt: number, applied: boolean): EnsureOptions {
+  const rejected = job.mode === 'revise' && job.review ? [job.review.attempt] : [];
+  return { upto: applied ? attempt : attempt - 1, skip: rejected };
+}
+
+/** Landed: the `-prev-<n>` branches are gone, the tree is removed (its branch stays, for recovery). */
+async function afterLanding(deps: WorkerEffectDeps, job: Job, agentId: string, options: TaskTreeOptions, result: Extract<CommitResult, { status: 'committed' }>) {
+  // A landing recognised after a crash was reported when it happened (or in the instant before the
+  // crash, which is lost rather than told twice).
+  if (!result.replayed) await deps.recorder.commitCreated(scopeOf(job, agentId), { sha: result.sha, message: result.message, files: result.files });
+  await removeTaskTree(options).catch(() => undefined);
+}
+
+/** Advances the tree's progress past attempt `attempt`, which wrote nothing, when it is right before it. */
+async function skipUnapplied(options: TaskTreeOptions, job: Job, attempt: number): Promise<void> {
+  if (options.isolation !== 'worktree') return;
+  const progress = await readTreeProgress(options);
+  if (progress?.epoch === job.epoch && progress.attempt === attempt - 1) await writeTreeProgress(options, { epoch: job.epoch, attempt });
+}
+
 export function createWorkerEffects(deps: WorkerEffectDeps) {
+  const ensure = (job: Job, want: EnsureOptions, signal: AbortSignal) => ensureTaskTree(deps, job, treeOptions(deps, job, signal), want, signal);
   return {
     prepare: fromPromise<PrepareOutput, PrepareInput>(async ({ input, signal }) => {
-      await requireDir(input.job.settings.workspace);
+      const { job } = input;
+      await requireDir(job.settings.workspace);
       // Shared mode works in the workspace itself: nothing to prepare, no git process to start.
-      if (input.job.settings.isolation === 'shared') return { treePath: input.job.settings.workspace };
-      if (input.job.mode !== 'work') {
-        // Landing or revising a reviewed change: it lives in the task's existing worktree.
-        const options = treeOptions(deps, input.job, signal);
-        const existing = await existingTaskTree(options);
-        if (existing !== null) return { treePath: existing };
-        // Landed before a crash that came before its report: `land` recognises the merged branch.
-        if (input.job.mode === 'land') return { treePath: options.workspace };
-        throw new Fault(`the change under review is gone: no worktree for ${input.job.key}`, true);
-      }
+      if (job.settings.isolation === 'shared') return { treePath: job.settings.workspace };
       try {
-        const tree = await prepareTaskTree(treeOptions(deps, input.job, signal));
+        // Landing or revising a reviewed change, or continuing a rebuilt run: the tree holds the
+        // attempts so far (rebuilt from the branch and the recorded answers when it is not here).
+        if (job.mode !== 'work') return { treePath: await ensure(job, { upto: job.review?.attempt ?? job.startAttempt }, signal) };
+        if (job.startAttempt > 1) return { treePath: await ensure(job, wanted(job, job.startAttempt, false), signal) };
+        const options = treeOptions(deps, job, signal);
+        const tree = await prepareTaskTree(options);
+        await writeTreeProgress(options, { epoch: job.epoch, attempt: 0 });
         return { treePath: tree.path };
       } catch (e) {
-        if (signal.aborted) throw e;
+        if (signal.aborted || (e instanceof Fault && e.fatal)) throw e;
         throw new Fault(`cannot prepare the task's working tree: ${coerceError(e).message}`, true, { cause: e });
       }
     }),
 
-    generate: createGenerate(deps),
+    generate: fromPromise<GenerateOutput, GenerateInput>(async ({ input, signal }) => {
+      // The workspace view in the prompt comes from this process's own tree, never another's.
+      const treePath = await ensure(input.job, wanted(input.job, input.attempt, false), signal);
+      return generateAnswer(deps, { ...input, treePath }, signal);
+    }),
 
     apply: fromPromise<ApplyOutput, ApplyInput>(async ({ input, signal }) => {
       const scope = scopeOf(input.job, input.agentId);
-      const message = await deps.journal.find(scope.projectId, input.callKey);
-      const proposal = message ? parseProposal(message) : { ok: false as const, reason: 'the recorded answer is missing' };
-      if (!proposal.ok) {
-        await deps.recorder.filesRejected(scope, input.attempt, proposal.reason);
-        return { kind: 'rejected', reason: proposal.reason };
-      }
-      const record = attemptDir(taskAttemptsDir(deps.attemptsRoot, scope.projectId, scope.taskId), input.job.epoch, input.attempt);
-      const { review, protectedPaths } = input.job.settings;
-      const result = await applyFiles(input.treePath, proposal.files, {
-        signal,
-        beforeCommit: async (planned) => {
-          if (review === 'never') {
-            const refused = refusedWithoutReview(
-              planned.map((p) => ({ path: p.path, existed: p.exists, exists: p.action !== 'delete' })),
-              protectedPaths,
-            );
-            if (refused) return refused;
-          }
-          await recordBefore(record, planned);
-          return null;
-        },
-      });
-      if (result.ok) await recordAfter(record, input.treePath);
+      const options = treeOptions(deps, input.job, signal);
+      const treePath = await ensure(input.job, wanted(input.job, input.attempt, false), signal);
+      const result = await applyAnswer(deps, input.job, input.attempt, treePath, signal);
+      if (!result.ok && result.fatal) throw new Fault(result.reason, true);
+      await noteApplied(input.job, options, input.attempt);
       if (!result.ok) {
-        if (result.fatal) throw new Fault(result.reason, true);
         await deps.recorder.filesRejected(scope, input.attempt, result.reason, result.path);
         return { kind: 'rejected', reason: result.path ? `${result.reason} (${result.path})` : result.reason };
       }
@@ -189,10 +193,10 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
 
     test: fromPromise<TestOutput, TestInput>(async ({ input, signal }) => {
       const { job } = input;
-      await requireDir(input.treePath);
+      const treePath = await ensure(job, wanted(job, input.attempt, true), signal);
       const result = await runTests({
         argv: job.settings.testCommand,
-        cwd: input.treePath,
+        cwd: treePath,
         env: deps.childEnv,
         timeoutMs: job.settings.testTimeoutMs,
         signal,
@@ -220,13 +224,25 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       }
       notes.push({ attempt: input.correction, maxAttempts: max, status: 'started', errorSummary: input.failure.summary });
       await deps.recorder.corrections(scopeOf(input.job, input.agentId), input.job.epoch, notes);
+      // An attempt whose answer never reached the tree (invalid, or no answer) leaves it as it was.
+      if (input.failure.kind === 'invalid_answer' || input.failure.kind === 'model_error') {
+        await skipUnapplied(treeOptions(deps, input.job, new AbortController().signal), input.job, input.correction);
+      }
     }),
 
     giveUp: fromPromise<void, GiveUpInput>(async ({ input }) => {
-      if (input.correction < 1) return;
-      await deps.recorder.corrections(scopeOf(input.job, input.agentId), input.job.epoch, [
-        { attempt: input.correction, maxAttempts: input.job.settings.maxCorrections, status: 'failed', errorSummary: input.failure.summary },
-      ]);
+      if (input.correction >= 1) {
+        await deps.recorder.corrections(scopeOf(input.job, input.agentId), input.job.epoch, [
+          { attempt: input.correction, maxAttempts: input.job.settings.maxCorrections, status: 'failed', errorSummary: input.failure.summary },
+        ]);
+      }
+      // The task is blocked: nothing more happens in its tree (a retry starts a fresh one).
+      await removeTaskTree(treeOptions(deps, input.job, new AbortController().signal)).catch(() => undefined);
+    }),
+
+    /** A cancelled task's tree goes (its branch stays). Not abortable: it only takes a moment. */
+    release: fromPromise<void, ReleaseInput>(async ({ input }) => {
+      await removeTaskTree(treeOptions(deps, input.job, new AbortController().signal)).catch(() => undefined);
     }),
 
     commit: fromPromise<CommitOutput, CommitInput>(async ({ input, signal }) => {
@@ -237,9 +253,9 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       if (!need && job.settings.isolation === 'shared' && !(await exists(path.join(job.settings.workspace, '.git')))) {
         return { kind: 'committed', sha: null, files: input.files };
       }
-      const task = await deps.tasks.loadTask(job.taskId);
       const options = treeOptions(deps, job, signal);
-      const message = `${task.title} (${job.key})`;
+      await ensure(job, wanted(job, input.attempt, true), signal);
+      const message = await commitMessage(deps.tasks, job);
       // Only what the answers wrote or deleted: never artefacts of the test run.
       const files = [...new Set([...changes.map((c) => c.path), ...input.files])];
       if (need) {
@@ -259,16 +275,15 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         return { kind: 'conflict', detail: `${result.detail} (work kept on branch ${result.branch})` };
       }
       if (result.status === 'not_git') return { kind: 'committed', sha: null, files: input.files };
-      await deps.recorder.commitCreated(scopeOf(job, input.agentId), { sha: result.sha, message: result.message, files: result.files });
-      await removeTaskTree(options).catch(() => undefined);
+      await afterLanding(deps, job, input.agentId, options, result);
       return { kind: 'committed', sha: result.sha, files: result.files };
     }),
 
     land: fromPromise<LandOutput, LandInput>(async ({ input, signal }) => {
       const { job } = input;
       const options = treeOptions(deps, job, signal);
-      const task = await deps.tasks.loadTask(job.taskId);
-      const message = `${task.title} (${job.key})`;
+      if (job.settings.isolation === 'worktree') await ensure(job, { upto: job.review?.attempt ?? job.startAttempt }, signal);
+      const message = await commitMessage(deps.tasks, job);
       const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
       const commitOptions = { ...options, message, files: changes.map((c) => c.path), lock: deps.lockProject(job.settings.projectId) };
       const result = job.settings.isolation === 'worktree' ? await landTaskTree(commitOptions) : await commitTaskTree(commitOptions);
@@ -277,16 +292,20 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         return { kind: 'conflict', detail: `${result.detail} (work kept on branch ${result.branch})` };
       }
       if (result.status === 'not_git') return { kind: 'committed', sha: null, files: changes.map((c) => c.path) };
-      await deps.recorder.commitCreated(scopeOf(job, input.agentId), { sha: result.sha, message: result.message, files: result.files });
-      await removeTaskTree(options).catch(() => undefined);
+      await afterLanding(deps, job, input.agentId, options, result);
       return { kind: 'committed', sha: result.sha, files: result.files };
     }),
 
     discard: fromPromise<DiscardOutput, DiscardInput>(async ({ input, signal }) => {
       const { job } = input;
       const attempt = job.review?.attempt ?? job.startAttempt;
-      if (job.settings.isolation === 'worktree') await uncommitTaskTree(treeOptions(deps, job, signal));
-      await discardAttempt(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch, attempt, input.treePath);
+      const options = treeOptions(deps, job, signal);
+      // The rejected attempt is in the tree, and in this data dir's records, before it is undone.
+      const treePath = await ensure(job, { upto: attempt }, signal);
+      if (job.settings.isolation === 'worktree') await uncommitTaskTree(options);
+      await discardAttempt(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch, attempt, treePath);
+      // Without guidance the task ends blocked: its tree goes (the branch stays).
+      if (job.guidance === null) await removeTaskTree(options).catch(() => undefined);
       return { callKey: generationKey(job.taskId, job.epoch, attempt) };
     }),
   };

@@ -7,6 +7,7 @@
  *              │                     ↑
  *              ├─ revise → discarding┘ (a rejected change undone; without guidance → idle)
  *              └─ land → landing → idle (an approved change merged)
+ *   CANCEL (any working state) → releasing (the task's tree removed) → idle
  *
  * A failed attempt is output data (an invalid answer, refused files, failing tests) and
  * drives normal transitions; `onError` is for faults. Leaving a state aborts its effect.
@@ -92,6 +93,9 @@ export type LandOutput = Exclude<CommitOutput, { kind: 'review' }>;
 export interface DiscardInput { agentId: string; job: Job; treePath: string }
 export interface DiscardOutput { callKey: string }
 
+/** A cancelled job: its tree is removed (worktree mode; the branch stays). */
+export interface ReleaseInput { agentId: string; job: Job }
+
 export interface WorkerInput { agentId: string; agentType: AgentType }
 
 export interface WorkerContext {
@@ -146,6 +150,7 @@ export const workerMachine = setup({
     commit: notProvided('commit') as unknown as ReturnType<typeof fromPromise<CommitOutput, CommitInput>>,
     land: notProvided('land') as unknown as ReturnType<typeof fromPromise<LandOutput, LandInput>>,
     discard: notProvided('discard') as unknown as ReturnType<typeof fromPromise<DiscardOutput, DiscardInput>>,
+    release: notProvided('release') as unknown as ReturnType<typeof fromPromise<void, ReleaseInput>>,
   },
   guards: {
     canCorrect: ({ context }) => context.attempt - 1 < job(context).settings.maxCorrections,
@@ -163,6 +168,7 @@ export const workerMachine = setup({
   },
   actions: {
     clearJob: assign(() => ({ ...idleContext })),
+    takeJob: assign((_, job: Job) => ({ ...idleContext, job, attempt: Math.max(1, job.startAttempt) })),
     noteFailure: assign((_, failure: AttemptFailure) => ({ failure })),
     announceAttempt: sendParent(({ context }): WorkerAttemptEvent => {
       const j = job(context);
@@ -185,14 +191,24 @@ export const workerMachine = setup({
   states: {
     idle: {
       on: {
-        ASSIGN: {
-          target: 'preparing',
-          actions: assign(({ event }) => ({ ...idleContext, job: event.job, attempt: Math.max(1, event.job.startAttempt) })),
-        },
+        ASSIGN: { target: 'preparing', actions: { type: 'takeJob', params: ({ event }) => event.job } },
+      },
+    },
+    releasing: {
+      // Cancelled: the task's tree is removed. The worker is free at once (the lead may assign
+      // the next job before the removal is done; git's worktree commands are queued anyway).
+      on: {
+        ASSIGN: { target: 'preparing', actions: { type: 'takeJob', params: ({ event }) => event.job } },
+      },
+      invoke: {
+        src: 'release',
+        input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
+        onDone: { target: 'idle', actions: 'clearJob' },
+        onError: { target: 'idle', actions: 'clearJob' },
       },
     },
     preparing: {
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'prepare',
         input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
@@ -209,7 +225,7 @@ export const workerMachine = setup({
     },
     landing: {
       // A person approved the change under review: merge it (it was tested before the review).
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'land',
         input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
@@ -242,7 +258,7 @@ export const workerMachine = setup({
     },
     discarding: {
       // A person rejected the change: the tree goes back to where it was before that attempt.
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'discard',
         input: ({ context }) => ({ agentId: context.agentId, job: job(context), treePath: context.treePath ?? '' }),
@@ -276,7 +292,7 @@ export const workerMachine = setup({
     },
     generating: {
       entry: 'announceAttempt',
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'generate',
         input: ({ context }) => ({
@@ -331,7 +347,7 @@ export const workerMachine = setup({
       },
     },
     applying: {
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'apply',
         input: ({ context }) => ({
@@ -370,7 +386,7 @@ export const workerMachine = setup({
       },
     },
     testing: {
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'test',
         input: ({ context }) => ({
@@ -404,7 +420,7 @@ export const workerMachine = setup({
       always: [{ guard: 'canCorrect', target: 'correcting' }, { target: 'exhausted' }],
     },
     correcting: {
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'correct',
         input: ({ context }) => ({
@@ -421,7 +437,7 @@ export const workerMachine = setup({
       },
     },
     exhausted: {
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'giveUp',
         input: ({ context }) => ({
@@ -450,7 +466,7 @@ export const workerMachine = setup({
       },
     },
     committing: {
-      on: { CANCEL: { target: 'idle', actions: 'clearJob' } },
+      on: { CANCEL: 'releasing' },
       invoke: {
         src: 'commit',
         input: ({ context }) => ({

@@ -150,4 +150,47 @@ describe('kill -9', () => {
     expect(rig.model.requests).toHaveLength(2);
     await settledState(rig, two, id, await eventLog(rig, two, id));
   });
+
+  it('60 ms after commit.created: the landed task completes exactly once (not failed), one commit per task, its dependents complete', async () => {
+    rig = await startRig((req) => moduleWithTest(req.taskKey!, 'ok'));
+    const one = await rig.start();
+    const id = await project(rig, one, { name: 'k9-landed', testCommand: 'node --test', config: { sandbox: { mode: 'none' } } }, [
+      { key: 'a', title: 'A', description: '' },
+      { key: 'b', title: 'B', description: '', dependsOn: ['a'] },
+      { key: 'c', title: 'C', description: '', dependsOn: ['b'] },
+    ]);
+    const watcher = await sse(`${one.url}/api/projects/${id}/events?types=commit.created`);
+    await rig.api(one, 'POST', `/api/projects/${id}/start`);
+    await watcher.until((m) => m.length > 0);
+    // The point is a kill at a moment: 60 ms after the commit is reported, before the worker's
+    // completion reaches the database (the window issue 11 reproduced at will).
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await crash(one);
+    await watcher.ended;
+    expect(watcher.messages[0]!.data).toContain('"message":"A (a)"');
+
+    const two = await rig.start();
+    const ended = await sse(`${two.url}/api/projects/${id}/events?types=run.completed,run.blocked,run.failed`);
+    await ended.until((m) => m.length > 0);
+    ended.close();
+    expect(ended.messages[0]!.event).toBe('run.completed');
+    const tasks = (await rig.api<{ tasks: { key: string; status: string }[] }>(two, 'GET', `/api/projects/${id}/tasks`)).body.tasks;
+    expect(tasks.map((t) => [t.key, t.status])).toEqual([
+      ['a', 'completed'],
+      ['b', 'completed'],
+      ['c', 'completed'],
+    ]);
+    const log = await eventLog(rig, two, id);
+    // Each task became `completed` exactly once, and nothing was ever `failed` or `blocked`.
+    const changes = log.filter((e) => e.type === 'task.status_changed').map((e) => e.data as { key: string; to: string });
+    expect(changes.filter((c) => c.to === 'completed').map((c) => c.key)).toEqual(['a', 'b', 'c']);
+    expect(changes.filter((c) => c.to === 'failed' || c.to === 'blocked')).toEqual([]);
+    const workspace = (await rig.api(two, 'GET', `/api/projects/${id}`)).body.workspace as string;
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: workspace, encoding: 'utf8' }).trim();
+    expect(git('log', '--format=%s').split('\n')).toEqual(['C (c)', 'B (b)', 'A (a)', 'troupe: initial commit']);
+    expect(git('status', '--porcelain')).toBe('');
+    answeredOnce(rig.model.requests);
+    expect(rig.model.requests).toHaveLength(3);
+    await settledState(rig, two, id, log);
+  });
 });

@@ -41,33 +41,36 @@ export async function checkBudget(budget: BudgetReader, projectId: string): Prom
 }
 
 export function createGenerate(deps: GenerateDeps) {
-  return fromPromise<GenerateOutput, GenerateInput>(async ({ input, signal }) => {
-    const { job, attempt } = input;
-    const callKey = generationKey(job.taskId, job.epoch, attempt);
-    const scope = { projectId: job.settings.projectId, runId: job.settings.runId, taskId: job.taskId, agentId: input.agentId };
-    // An answer recorded before a crash or restart is used as is: never paid for twice. The
-    // reads a new call needs go out at the same time.
-    const [recorded, over, task] = await Promise.all([
-      deps.journal.find(scope.projectId, callKey),
-      checkBudget(deps.budget, scope.projectId),
-      deps.tasks.loadTask(job.taskId),
-    ]);
-    let message = recorded;
-    if (!message) {
-      if (over) return { kind: 'budget_exhausted', ...over };
-      const params = await buildRequest(deps, input, task);
-      message = await callAndRecord(deps, {
-        ...scope,
-        callKey,
-        purpose: attempt > 1 ? 'correct' : 'generate',
-        params,
-        signal,
-      });
-    }
-    const proposal = parseProposal(message);
-    if (!proposal.ok) return { kind: 'invalid', callKey, reason: proposal.reason };
-    return { kind: 'proposal', callKey, fileCount: proposal.files.length };
-  });
+  return fromPromise<GenerateOutput, GenerateInput>(({ input, signal }) => generateAnswer(deps, input, signal));
+}
+
+/** The recorded answer of the attempt, or a new (paid, recorded) one. */
+export async function generateAnswer(deps: GenerateDeps, input: GenerateInput, signal: AbortSignal): Promise<GenerateOutput> {
+  const { job, attempt } = input;
+  const callKey = generationKey(job.taskId, job.epoch, attempt);
+  const scope = { projectId: job.settings.projectId, runId: job.settings.runId, taskId: job.taskId, agentId: input.agentId };
+  // An answer recorded before a crash or restart is used as is: never paid for twice. The
+  // reads a new call needs go out at the same time.
+  const [recorded, over, task] = await Promise.all([
+    deps.journal.find(scope.projectId, callKey),
+    checkBudget(deps.budget, scope.projectId),
+    deps.tasks.loadTask(job.taskId),
+  ]);
+  let message = recorded;
+  if (!message) {
+    if (over) return { kind: 'budget_exhausted', ...over };
+    const params = await buildRequest(deps, input, task);
+    message = await callAndRecord(deps, {
+      ...scope,
+      callKey,
+      purpose: attempt > 1 ? 'correct' : 'generate',
+      params,
+      signal,
+    });
+  }
+  const proposal = parseProposal(message);
+  if (!proposal.ok) return { kind: 'invalid', callKey, reason: proposal.reason };
+  return { kind: 'proposal', callKey, fileCount: proposal.files.length };
 }
 
 async function buildRequest(deps: GenerateDeps, input: GenerateInput, task: TaskText): Promise<Anthropic.MessageCreateParamsNonStreaming> {

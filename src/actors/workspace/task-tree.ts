@@ -6,7 +6,7 @@
  * branch. In `shared` mode the task writes straight into the workspace.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, lstat, mkdir, readFile, readdir, realpath, rm, symlink } from 'node:fs/promises';
+import { appendFile, lstat, mkdir, readFile, readdir, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createKeyedMutex } from '../keyed-mutex.ts';
 import { abortReason, git, gitOk, isGitRepo, type GitOptions } from './git.ts';
@@ -41,7 +41,7 @@ export interface TaskTree {
  * shared mode outside git.
  */
 export type CommitResult =
-  | { status: 'committed'; sha: string; files: string[]; message: string }
+  | { status: 'committed'; sha: string; files: string[]; message: string; replayed?: true }
   | { status: 'conflict'; branch: string; detail: string }
   | { status: 'not_git' };
 
@@ -96,7 +96,7 @@ async function addWorktree(o: TaskTreeOptions, ws: GitOptions, treePath: string)
   await keepUnmergedBranch(ws, branch, head);
   await mkdir(path.dirname(treePath), { recursive: true });
   // -B resets a branch that is already merged (an ancestor of HEAD): nothing on it can be lost.
-  await gitOk(['worktree', 'add', '-q', '-B', branch, treePath, head], ws);
+  await addWorktreeTaking(ws, ['-B', branch, treePath, head]);
   await linkIgnoredDirs(o, treePath);
   return { path: await realpath(treePath), branch, baseSha: head };
 }
@@ -117,7 +117,7 @@ export async function commitTaskTree(o: CommitOptions): Promise<CommitResult> {
   // (a no-op, failing harmlessly, when there is none).
   await git(['rebase', '--abort'], { ...tree, signal: undefined });
   await commitInTree(o, treePath, message);
-  return o.lock(() => mergeBack(o, treePath, message));
+  return retireOnLanding(o, await o.lock(() => mergeBack(o, treePath, message)));
 }
 
 /** Commits the task's files on its branch in its worktree (worktree mode), leaving the workspace alone. */
@@ -151,7 +151,7 @@ export async function landTaskTree(o: CommitOptions): Promise<CommitResult> {
     if (done) return done;
     throw new Error(`the task's worktree is missing: ${treePath}`);
   }
-  return o.lock(() => mergeBack(o, treePath, message));
+  return retireOnLanding(o, await o.lock(() => mergeBack(o, treePath, message)));
 }
 
 /**
@@ -195,8 +195,13 @@ export async function removeTaskTree(o: TaskTreeOptions): Promise<void> {
 
 /**
  * The task's commit when its branch tip is a commit of this task (same message) already on the
- * workspace branch; null otherwise.
+ * workspace branch; null otherwise. This is how a step run again after a crash (or by the process
+ * that took the run over) recognises a landing that already happened. `replayed` marks it.
  */
+export async function landedCommit(o: TaskTreeOptions, message: string): Promise<Extract<CommitResult, { status: 'committed' }> | null> {
+  return alreadyMerged(o, message.trim() || `troupe: ${o.key}`);
+}
+
 async function alreadyMerged(o: TaskTreeOptions, message: string): Promise<Extract<CommitResult, { status: 'committed' }> | null> {
   const ws = gitOptions(o, o.workspace);
   const tip = await git(['rev-parse', '-q', '--verify', `${taskBranch(o.key)}^{commit}`], ws);
@@ -205,7 +210,7 @@ async function alreadyMerged(o: TaskTreeOptions, message: string): Promise<Extra
   if ((await git(['merge-base', '--is-ancestor', sha, 'HEAD'], ws)).code !== 0) return null;
   if ((await gitOk(['log', '-1', '--format=%B', sha], ws)).trim() !== message) return null;
   const files = splitZ(await gitOk(['diff-tree', '--no-commit-id', '--name-only', '-r', '-z', sha], ws));
-  return { status: 'committed', sha, files, message };
+  return { status: 'committed', sha, files, message, replayed: true };
 }
 
 /**
@@ -215,7 +220,7 @@ async function alreadyMerged(o: TaskTreeOptions, message: string): Promise<Extra
  */
 const worktreeAdmin = createKeyedMutex();
 
-function withWorktreeAdmin<T>(workspace: string, fn: () => Promise<T>): Promise<T> {
+export function withWorktreeAdmin<T>(workspace: string, fn: () => Promise<T>): Promise<T> {
   return worktreeAdmin(path.resolve(workspace))(fn);
 }
 
@@ -284,9 +289,44 @@ async function keepUnmergedBranch(ws: GitOptions, branch: string, head: string):
   const has = async (name: string) => (await git(['rev-parse', '-q', '--verify', `refs/heads/${name}`], ws)).code === 0;
   if (!(await has(branch))) return;
   if ((await git(['merge-base', '--is-ancestor', `refs/heads/${branch}`, head], ws)).code === 0) return;
-  let n = 1;
-  while (await has(`${branch}-prev-${n}`)) n += 1;
+  const older = await previousBranches(ws, branch);
+  const n = Math.max(0, ...older.map((b) => Number(b.slice(branch.length + '-prev-'.length)))) + 1;
   await gitOk(['branch', '-m', branch, `${branch}-prev-${n}`], ws);
+  // Retention: only the latest unmerged attempt is kept (README "Troubleshooting").
+  if (older.length > 0) await git(['branch', '-D', ...older], ws);
+}
+
+/** `troupe/<key>-prev-<n>` branches of a task. */
+async function previousBranches(ws: GitOptions, branch: string): Promise<string[]> {
+  const out = await gitOk(['for-each-ref', '--format=%(refname:lstrip=2)', `refs/heads/${branch}-prev-*`], ws);
+  return out.split('\n').filter((b) => new RegExp(`^${branch.replace(/[.]/g, '\\.')}-prev-\\d+$`).test(b));
+}
+
+/** Once a task landed, the unmerged work of its earlier attempts is superseded: its `-prev-<n>` branches go. */
+async function retireOnLanding(o: TaskTreeOptions, result: CommitResult): Promise<CommitResult> {
+  if (result.status !== 'committed' || result.replayed) return result;
+  const ws = gitOptions(o, o.workspace);
+  const older = await previousBranches(ws, taskBranch(o.key)).catch(() => []);
+  if (older.length > 0) await git(['branch', '-D', ...older], { ...ws, signal: undefined }).catch(() => undefined);
+  return result;
+}
+
+/**
+ * `git worktree add <args>`. A branch still registered as checked out at a path that is gone (a
+ * crash) is freed by `worktree prune`; one checked out at a path that still exists belongs to a
+ * process that lost the run (this one holds the run's lease, so that owner is dead or fenced off):
+ * `--force` takes it over without touching that path.
+ */
+export async function addWorktreeTaking(ws: GitOptions, args: readonly string[]): Promise<void> {
+  const first = await git(['worktree', 'add', '-q', ...args], ws);
+  if (first.code === 0) return;
+  if (!/already (checked out|used by worktree)/.test(first.stderr)) {
+    throw new Error(`git worktree add failed (exit ${first.code}): ${first.stderr.trim()}`);
+  }
+  await gitOk(['worktree', 'prune'], ws);
+  const second = await git(['worktree', 'add', '-q', ...args], ws);
+  if (second.code === 0) return;
+  await gitOk(['worktree', 'add', '-q', '--force', ...args], ws);
 }
 
 /**
@@ -294,7 +334,7 @@ async function keepUnmergedBranch(ws: GitOptions, branch: string, head: string):
  * looks like a worktree (a `.git` file) or is empty, so a misconfigured `worktreesDir` pointing
  * into real files cannot make this an `rm -rf` of the user's work.
  */
-async function discardWorktree(o: TaskTreeOptions, treePath: string): Promise<void> {
+export async function discardWorktree(o: TaskTreeOptions, treePath: string): Promise<void> {
   const ws = gitOptions(o, o.workspace);
   await git(['worktree', 'remove', '--force', '--force', treePath], ws);
   const marker = await lstat(path.join(treePath, '.git')).catch(() => null);
@@ -304,13 +344,49 @@ async function discardWorktree(o: TaskTreeOptions, treePath: string): Promise<vo
     throw new Error(`refusing to remove ${treePath}: it is not a Troupe worktree`);
   }
   await gitOk(['worktree', 'prune'], ws);
+  await rm(progressFile(treePath), { force: true });
+}
+
+/**
+ * How far a task's worktree got: the epoch and the last attempt whose answer was applied to it
+ * (refused or not). Kept beside the tree, in this process's data dir, so a step that expects
+ * another state (run again after a crash, or stale from before this process lost the run) knows
+ * the tree must be rebuilt rather than patched.
+ */
+export interface TreeProgress {
+  epoch: number;
+  attempt: number;
+}
+
+const progressFile = (treePath: string) => `${treePath}.applied`;
+
+export async function readTreeProgress(o: TaskTreeOptions): Promise<TreeProgress | null> {
+  const text = await readFile(progressFile(worktreePath(o)), 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const v = JSON.parse(text) as Partial<TreeProgress>;
+    return typeof v.epoch === 'number' && typeof v.attempt === 'number' ? { epoch: v.epoch, attempt: v.attempt } : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeTreeProgress(o: TaskTreeOptions, progress: TreeProgress): Promise<void> {
+  const file = progressFile(worktreePath(o));
+  await writeFile(`${file}.tmp`, JSON.stringify(progress));
+  await rename(`${file}.tmp`, file);
+}
+
+/** Where this process keeps the task's worktree: always under its own `worktreesDir`. */
+export function taskTreePath(o: TaskTreeOptions): string {
+  return worktreePath(o);
 }
 
 function worktreePath(o: TaskTreeOptions): string {
   return path.join(path.resolve(o.worktreesDir), keySlug(o.key));
 }
 
-function gitOptions(o: TaskTreeOptions, cwd: string): GitOptions {
+export function gitOptions(o: TaskTreeOptions, cwd: string): GitOptions {
   return { cwd, signal: o.signal, env: o.env };
 }
 
@@ -335,7 +411,7 @@ const LINKED_DIRS = ['node_modules'];
  * test command finds its dependencies, and lists them in the repository's `info/exclude` so
  * `git add -A` never commits the link.
  */
-async function linkIgnoredDirs(o: TaskTreeOptions, treePath: string): Promise<void> {
+export async function linkIgnoredDirs(o: TaskTreeOptions, treePath: string): Promise<void> {
   const present = [];
   for (const name of LINKED_DIRS) {
     const source = path.join(o.workspace, name);
