@@ -25,6 +25,8 @@ export interface Instance {
 export interface Rig {
   model: ScriptedModel;
   dataDir: string;
+  /** The rig's own Postgres database (null on the PGlite pass). */
+  databaseUrl: string | null;
   /** While this file exists, `git rebase` (the merge of a task) waits. */
   holdMerge: string;
   /** Created by the shim when a merge is being held. */
@@ -84,6 +86,7 @@ export async function startRig(respond: Responder): Promise<Rig> {
   return {
     model,
     dataDir,
+    databaseUrl: db?.url ?? null,
     holdMerge,
     mergeHeld,
     start,
