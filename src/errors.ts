@@ -2,9 +2,15 @@
  * Errors by kind. Every `catch` goes through `coerceError`; faults that reach a user carry a
  * stable `code` and an HTTP status, mapped in one place by the HTTP layer.
  */
+import { boundedText, shortText } from './safe-text.ts';
 
-/** Always an `Error`; anything else thrown becomes the `cause` of one. */
+/**
+ * Always an `Error`; anything else thrown becomes the `cause` of one. A failed database
+ * statement becomes a short `StorageError` (see there), so neither a reason, an event nor a
+ * log line ever carries SQL or the values it was given.
+ */
 export function coerceError(thrown: unknown): Error {
+  if (isQueryError(thrown)) return new StorageError(thrown);
   if (thrown instanceof Error) return thrown;
   const message = typeof thrown === 'string' ? thrown : safeDescribe(thrown);
   return new Error(message, { cause: thrown });
@@ -16,6 +22,47 @@ function safeDescribe(value: unknown): string {
   } catch {
     return 'non-error thrown';
   }
+}
+
+/**
+ * A failed database statement. Drizzle reports one as `Failed query: <the whole SQL>\nparams:
+ * <every value>` — a model's answer, a test's output — with enumerable `query` and `params`,
+ * which a logger would print in full. This keeps only the Postgres code and the driver's own
+ * short message; the cause is the driver's error (its code and message, no parameters).
+ */
+export class StorageError extends Error {
+  override name = 'StorageError';
+  /** The SQLSTATE (`22P05`) or the driver's code (`CONNECTION_CLOSED`), when known. */
+  readonly code: string | undefined;
+  constructor(queryError: Error) {
+    const driver = queryError.cause;
+    const code = driverCode(driver);
+    const said = driver instanceof Error && driver.message !== '' ? driver.message : 'the statement failed';
+    super(`database error${code === undefined ? '' : ` ${code}`}: ${shortText(said, 200)}`, { cause: driver });
+    this.code = code;
+  }
+}
+
+function isQueryError(e: unknown): e is Error {
+  return e instanceof Error && e.message.startsWith('Failed query: ') && typeof (e as { query?: unknown }).query === 'string' && 'params' in e;
+}
+
+function driverCode(driver: unknown): string | undefined {
+  const code = typeof driver === 'object' && driver !== null ? (driver as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.length <= 40 ? code : undefined;
+}
+
+/** Longest reason (a task's, a correction's, a refusal's) stored or sent as an event. */
+export const REASON_MAX = 2000;
+
+/**
+ * A reason as it may be stored and shown: a short human sentence, never a database statement
+ * (a `Failed query: …` that got through as text is cut off there), no NUL, bounded.
+ */
+export function safeReason(text: string, max = REASON_MAX): string {
+  const at = text.indexOf('Failed query: ');
+  const kept = at < 0 ? text : `${text.slice(0, at)}a database statement failed`;
+  return boundedText(kept, max);
 }
 
 export type ErrorCode =

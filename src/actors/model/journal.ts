@@ -31,9 +31,15 @@ export interface ModelCallRecord extends CallIdentity {
 
 /** Where answers are kept. Implemented over the database by the runtime. */
 export interface ModelJournal {
+  /** The answer recorded for `callKey`, exactly as the API gave it (NUL and all), or null. */
   find(projectId: string, callKey: string): Promise<Anthropic.Message | null>;
-  /** Stores the answer and its `llm.usage` event in one transaction. */
-  record(call: ModelCallRecord): Promise<void>;
+  /**
+   * Stores the call (answer, usage, cost) and its `llm.usage` event in one transaction, whatever
+   * the answer contains, and returns the answer that stands for `callKey`: this one, or the one
+   * a racing call recorded first. A call that lost the race is billed all the same (its usage
+   * counts toward totals and the budget); the caller acts on the returned answer only.
+   */
+  record(call: ModelCallRecord): Promise<Anthropic.Message>;
 }
 
 /**
@@ -57,8 +63,9 @@ export function cachedJournal(journal: ModelJournal, size = 256): ModelJournal {
       return found;
     },
     async record(call) {
-      await journal.record(call);
-      keep(`${call.projectId}:${call.callKey}`, call.response);
+      const standing = await journal.record(call);
+      keep(`${call.projectId}:${call.callKey}`, standing);
+      return standing;
     },
   };
 }
@@ -97,7 +104,11 @@ export async function callOnce(deps: ModelDeps, req: CallOnceRequest): Promise<{
   return { message: await callAndRecord(deps, req), replayed: false };
 }
 
-/** Calls the model (the SDK retries 429/5xx itself) and records the answer before returning it. */
+/**
+ * Calls the model (the SDK retries 429/5xx itself) and records the answer before returning it.
+ * Returns the recorded answer: when another call for the same key was recorded first, that
+ * one, never an answer nobody recorded.
+ */
 export async function callAndRecord(deps: ModelDeps, req: CallOnceRequest): Promise<Anthropic.Message> {
   const now = deps.now ?? Date.now;
   const started = now();
@@ -109,7 +120,7 @@ export async function callAndRecord(deps: ModelDeps, req: CallOnceRequest): Prom
     throw modelFault(e);
   }
   const usage = usageOf(message);
-  await deps.journal.record({
+  return deps.journal.record({
     projectId: req.projectId,
     runId: req.runId,
     taskId: req.taskId,
@@ -123,5 +134,4 @@ export async function callAndRecord(deps: ModelDeps, req: CallOnceRequest): Prom
     costUsd: costOf(req.params.model, usage),
     durationMs: Math.max(0, Math.round(now() - started)),
   });
-  return message;
 }

@@ -5,6 +5,7 @@
  */
 import type { AgentType } from '../../machines/types.ts';
 import type { AttemptFailure } from '../../machines/worker.ts';
+import { storableText } from '../../safe-text.ts';
 
 const COMMON = `You are one agent in a team of AI coding agents working on a shared code base.
 You receive one task. You cannot run commands: the project's own test command runs after you
@@ -72,14 +73,15 @@ export function workerUserMessage(p: WorkerMessageParts): string {
   parts.push('', '## How your work is checked', '', `The test command \`${p.testCommand.join(' ')}\` runs in the workspace root after your files are written.`);
   parts.push('', '## Workspace', '', p.workspaceView || '(empty)');
   if (p.failure) {
-    parts.push('', `## Your previous attempt failed (correction ${p.attempt - 1})`, '', p.failure.summary);
+    // Failures quote test output and refused answers: NUL never travels into a request.
+    parts.push('', `## Your previous attempt failed (correction ${p.attempt - 1})`, '', storableText(p.failure.summary));
     if (p.previousFiles && p.previousFiles.length > 0) {
       const files = p.previousFiles
         .map((f) => (f.action === 'delete' ? `--- ${f.path} (deleted) ---` : `--- ${f.path} ---\n${f.content ?? ''}`))
         .join('\n');
       parts.push('', '### The files you wrote last time', '', cutMiddle(files, PREVIOUS_FILES_MAX));
     }
-    if (p.failure.excerpt) parts.push('', '### Failing output', '', '```', p.failure.excerpt, '```');
+    if (p.failure.excerpt) parts.push('', '### Failing output', '', '```', storableText(p.failure.excerpt), '```');
     parts.push('', 'Fix the problem. Write every file that needs to change, whole.');
   }
   return parts.join('\n');

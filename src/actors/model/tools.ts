@@ -4,6 +4,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
+import { unstorableIn } from '../../safe-text.ts';
 
 export const TASK_KEY = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -21,15 +22,18 @@ export const writeFilesInput = z.object({
 });
 export type WriteFilesInput = z.infer<typeof writeFilesInput>;
 
+/** Plan text becomes task rows (Postgres `text`) and prompts: no NUL, no lone surrogate. */
+const storable = [(s: string) => unstorableIn(s) === null, 'must not contain NUL or a lone surrogate'] as const;
+
 export const createTasksInput = z.object({
   tasks: z
     .array(
       z.object({
         key: z.string().regex(TASK_KEY, 'key must match [A-Za-z0-9._-]{1,64}'),
-        title: z.string().min(1).max(200),
-        description: z.string().max(20_000),
+        title: z.string().min(1).max(200).refine(...storable),
+        description: z.string().max(20_000).refine(...storable),
         agentType: z.enum(['backend', 'frontend', 'test']),
-        dependsOn: z.array(z.string()).default([]),
+        dependsOn: z.array(z.string().regex(TASK_KEY, 'dependency keys match [A-Za-z0-9._-]{1,64}')).default([]),
       }),
     )
     .min(1, 'the plan has no tasks')

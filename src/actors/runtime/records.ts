@@ -3,12 +3,13 @@
  * workers did (files, tests, corrections, commits) and what they may read. Every write goes
  * through the outbox, so each row and the event that reports it commit together.
  */
-import type Anthropic from '@anthropic-ai/sdk';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { dependencyKeys, projectById, spentUsd } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { corrections, modelCalls, runs, taskDependencies, tasks, testResults } from '../../db/schema.ts';
+import { coerceError, safeReason } from '../../errors.ts';
 import { newId } from '../../ids.ts';
+import { boundedText, storableText } from '../../safe-text.ts';
 import type { ProjectConfig } from '../../domain/inputs.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
 import type { Tx } from '../../db/client.ts';
@@ -16,6 +17,7 @@ import { event, type NewEvent } from '../../events/types.ts';
 import type { TaskView } from '../../machines/types.ts';
 import type { BudgetReader, TaskReader, TaskText } from '../model/generate.ts';
 import type { ModelCallRecord, ModelJournal } from '../model/journal.ts';
+import { decodeAnswer, encodeAnswer } from './answer-codec.ts';
 import type { PlanStore, PlannedTask } from '../model/plan.ts';
 import type { CorrectionNote, EffectScope, WorkerRecorder } from '../worker-effects.ts';
 import { taskViewOf } from './views.ts';
@@ -25,8 +27,10 @@ const STORED_OUTPUT_MAX = 64 * 1024;
 
 export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
   const db = outbox.store.db;
-  const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn));
-  const emitOne = (e: NewEvent) => withDbRetry(() => outbox.append(e));
+  // A failed statement reaches the effect (and from there a reason) as a short StorageError,
+  // never as Drizzle's message with the whole SQL and its values (see `coerceError`).
+  const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn)).catch(rethrowCoerced);
+  const emitOne = (e: NewEvent) => withDbRetry(() => outbox.append(e)).catch(rethrowCoerced);
 
   return {
     async find(projectId, callKey) {
@@ -36,39 +40,55 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
           .from(modelCalls)
           .where(and(eq(modelCalls.projectId, projectId), eq(modelCalls.callKey, callKey))),
       );
-      return row ? (row.response as unknown as Anthropic.Message) : null;
+      return row ? decodeAnswer(row.response) : null;
     },
 
     async record(call: ModelCallRecord) {
-      await write(async (tx, emit) => {
-        const inserted = await tx
+      // One id for every try of this write (withDbRetry may replay it after a lost commit
+      // acknowledgement): a row with this id is this call's own, recorded by an earlier try.
+      const id = newId('call');
+      const row = {
+        id,
+        projectId: call.projectId,
+        runId: call.runId,
+        taskId: call.taskId,
+        agentId: call.agentId,
+        callKey: call.callKey,
+        purpose: call.purpose,
+        model: call.model,
+        requestHash: call.requestHash,
+        response: encodeAnswer(call.response),
+        ...call.usage,
+        costUsd: call.costUsd,
+        durationMs: call.durationMs,
+      };
+      const usage = event(
+        'llm.usage',
+        { model: call.model, ...call.usage, costUsd: call.costUsd, durationMs: call.durationMs, purpose: call.purpose },
+        { projectId: call.projectId, runId: call.runId, taskId: call.taskId, agentId: call.agentId },
+      );
+      return write(async (tx, emit) => {
+        const inserted = await tx.insert(modelCalls).values(row).onConflictDoNothing().returning({ id: modelCalls.id });
+        if (inserted.length > 0) {
+          emit(usage);
+          return call.response;
+        }
+        const [first] = await tx
+          .select({ id: modelCalls.id, response: modelCalls.response })
+          .from(modelCalls)
+          .where(and(eq(modelCalls.projectId, call.projectId), eq(modelCalls.callKey, call.callKey)));
+        if (!first) throw new Error(`model call ${call.callKey} conflicts with a row that is not there`);
+        if (first.id === id) return call.response;
+        // Another call for the same key was recorded first (two processes raced): both were
+        // paid. The first answer stands, for this caller too; this one's bill is kept under a
+        // key of its own, so usage and budget count it.
+        const billed = await tx
           .insert(modelCalls)
-          .values({
-            id: newId('call'),
-            projectId: call.projectId,
-            runId: call.runId,
-            taskId: call.taskId,
-            agentId: call.agentId,
-            callKey: call.callKey,
-            purpose: call.purpose,
-            model: call.model,
-            requestHash: call.requestHash,
-            response: call.response as unknown as Record<string, unknown>,
-            ...call.usage,
-            costUsd: call.costUsd,
-            durationMs: call.durationMs,
-          })
+          .values({ ...row, callKey: `${call.callKey}:superseded:${id}` })
           .onConflictDoNothing()
           .returning({ id: modelCalls.id });
-        // Another process recorded this call first: its answer (and its bill) stands.
-        if (inserted.length === 0) return;
-        emit(
-          event(
-            'llm.usage',
-            { model: call.model, ...call.usage, costUsd: call.costUsd, durationMs: call.durationMs, purpose: call.purpose },
-            { projectId: call.projectId, runId: call.runId, taskId: call.taskId, agentId: call.agentId },
-          ),
-        );
+        if (billed.length > 0) emit(usage);
+        return decodeAnswer(first.response);
       });
     },
 
@@ -90,8 +110,9 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
 
     filesApplied: (scope, attempt, files) => emitOne(event('files.applied', { attempt, files }, scope)),
 
+    // Reasons and paths may quote the model: stored with NUL made visible, bounded.
     filesRejected: (scope, attempt, reason, path) =>
-      emitOne(event('files.rejected', path === undefined ? { attempt, reason } : { attempt, reason, path }, scope)),
+      emitOne(event('files.rejected', path === undefined ? { attempt, reason: safeReason(reason) } : { attempt, reason: safeReason(reason), path: boundedText(path, 2048) }, scope)),
 
     async testResult(scope, epoch, attempt, result, verified, correction) {
       await write(async (tx, emit) => {
@@ -115,7 +136,8 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
           epoch,
           ...summary,
           exitCode: result.exitCode,
-          output: result.output.length > STORED_OUTPUT_MAX ? result.output.slice(-STORED_OUTPUT_MAX) : result.output,
+          // The test effect already shows NUL as U+2400; this is the last line of defence.
+          output: storableText(result.output.length > STORED_OUTPUT_MAX ? result.output.slice(-STORED_OUTPUT_MAX) : result.output),
         });
         emit(event('test.result', summary, scope));
         if (correction) await writeCorrections(tx, emit, scope, epoch, [correction]);
@@ -143,9 +165,13 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
   };
 }
 
+function rethrowCoerced(thrown: unknown): never {
+  throw coerceError(thrown);
+}
 
 async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: number, notes: CorrectionNote[]): Promise<void> {
   for (const note of notes) {
+    const errorSummary = note.errorSummary === undefined ? undefined : safeReason(note.errorSummary);
     await tx
       .insert(corrections)
       .values({
@@ -155,7 +181,7 @@ async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: n
         epoch,
         attempt: note.attempt,
         status: note.status,
-        errorSummary: note.errorSummary ?? null,
+        errorSummary: errorSummary ?? null,
       })
       .onConflictDoUpdate({
         target: [corrections.taskId, corrections.epoch, corrections.attempt],
@@ -167,7 +193,7 @@ async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: n
       maxAttempts: note.maxAttempts,
       status: note.status,
     };
-    if (note.errorSummary !== undefined) data.errorSummary = note.errorSummary.slice(0, 2000);
+    if (errorSummary !== undefined) data.errorSummary = errorSummary;
     emit(event('correction.attempt', data, scope));
   }
 }

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { coerceError } from '../../errors.ts';
+import { storableText } from '../../safe-text.ts';
 import { CappedOutput } from './capped-output.ts';
 import { parseTestSummary, type TestCounts } from './parse-summary.ts';
 import { prepareSandbox, sandboxExit, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
@@ -51,7 +52,10 @@ export interface TestRunResult {
   /** Terminating signal name, if any. */
   signal: string | null;
   durationMs: number;
-  /** stdout and stderr interleaved as they arrived, capped, decoded as UTF-8 (invalid bytes → U+FFFD). */
+  /**
+   * stdout and stderr interleaved as they arrived, capped, decoded as UTF-8 (invalid bytes →
+   * U+FFFD), NUL shown as U+2400: it is stored (Postgres refuses NUL) and quoted to the model.
+   */
   output: string;
   /** Total bytes the command produced, kept or not. */
   outputBytes: number;
@@ -265,7 +269,7 @@ function startFailure(summary: string, started: number, sandbox: TestRunResult['
     outputBytes: 0,
     truncated: false,
     sandbox,
-    summary,
+    summary: storableText(summary),
   };
 }
 
@@ -279,7 +283,9 @@ interface Outcome {
 }
 
 function buildResult({ exit: raw, timedOut, output, started, timeoutMs, sandbox }: Outcome): TestRunResult {
-  const { text, truncated } = output.finish();
+  const finished = output.finish();
+  const { truncated } = finished;
+  const text = storableText(finished.text);
   // bwrap reports a program it cannot exec on stderr and exits 1, where spawn would emit ENOENT.
   const notStarted = sandbox === 'bwrap' && !timedOut ? sandboxStartFailure(raw.code, text) : null;
   if (notStarted !== null) return { ...startFailure(notStarted, started, sandbox), output: text, outputBytes: output.totalBytes, truncated };
