@@ -1,9 +1,10 @@
 /**
- * `troupe <command>`: serve | migrate. Flags are parsed strictly: an unknown flag is an error
+ * `troupe <command>`: serve | run | demo | migrate. Flags are parsed strictly: an unknown flag is an error
  * with a hint, never silently ignored.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { DataDirLockedError, lockDataDir } from './datadir-lock.ts';
 import { coerceError } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { openStore, startService, VERSION } from './main.ts';
@@ -31,7 +32,8 @@ Run 'troupe <command> --help' for a command's flags and examples.`;
 const SERVE_HELP = `Usage: troupe serve [--port N] [--host H] [--data-dir D] [--inspect[=PORT]]
 
 Runs the Troupe service: migrations, then runs left active by a previous process resume,
-then the HTTP API answers. SIGTERM/SIGINT stop it gracefully.
+then the HTTP API answers. SIGTERM/SIGINT stop it gracefully. One process per data dir: a
+second one on a data dir in use exits 1 at once, naming the pid that holds it.
 
 Flags:
   --port N          listen port (env PORT, default 3000; 0 picks a free one)
@@ -89,7 +91,8 @@ Example:
 const MIGRATE_HELP = `Usage: troupe migrate
 
 Applies pending migrations (under a Postgres advisory lock) to DATABASE_URL, or to the embedded
-PGlite database in the data directory when DATABASE_URL is unset, and exits.
+PGlite database in the data directory when DATABASE_URL is unset, and exits. On a PGlite data
+dir that a running service holds it exits 1 at once, naming that service's pid.
 
 Example:
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/troupe troupe migrate`;
@@ -143,11 +146,18 @@ async function migrate(args: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig();
-  const store = await openStore(config);
+  // With DATABASE_URL the data dir is not touched (Postgres serialises migrations with an advisory
+  // lock); the embedded PGlite cluster must not be opened by a second process.
+  const lock = config.databaseUrl ? null : await lockDataDir(config.dataDir);
   try {
-    await store.migrate();
+    const store = await openStore(config);
+    try {
+      await store.migrate();
+    } finally {
+      await store.close();
+    }
   } finally {
-    await store.close();
+    lock?.release();
   }
   console.log(`migrations applied (${config.databaseUrl ? 'postgres' : `PGlite in ${config.dataDir}`})`);
   return 0;
@@ -202,6 +212,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError || err instanceof ConfigError) {
       console.error(`troupe ${command}: ${err.message}`);
       return 2;
+    }
+    if (err instanceof DataDirLockedError) {
+      // Not a crash and not bad input: one line naming the holder, exit 1 (README "One process per data dir").
+      console.error(`troupe ${command}: ${err.message}`);
+      return 1;
     }
     createLogger('error').error({ err }, `troupe ${command} failed`);
     console.error(`troupe ${command}: ${err.message}`);

@@ -1,8 +1,9 @@
 /**
- * Composition root: config → store (migrated) → event bus → runtime (resuming runs) → HTTP.
- * The only place everything meets. Shutdown is idempotent and two-phase: stop accepting, close
- * the streams, stop the actors (aborting in-flight effects at a persisted point: the runs stay
- * active in the database and resume on the next start), then release the database.
+ * Composition root: config → data-dir lock → store (migrated) → event bus → HTTP bound (503
+ * `starting`) → runtime (resuming runs) → ready. The only place everything meets. Shutdown is
+ * idempotent and two-phase: stop accepting, close the streams, stop the actors (aborting
+ * in-flight effects at a persisted point: the runs stay active in the database and resume on the
+ * next start), then release the database and, last, the data dir.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -14,10 +15,12 @@ import { SANITIZE_OPTIONS } from './actors/runtime/inspection.ts';
 import type { Inspector } from './actors/runtime/lead-host.ts';
 import { Runtime } from './actors/runtime/runtime.ts';
 import { ConfigError, type Config } from './config.ts';
+import { lockDataDir } from './datadir-lock.ts';
 import { createStore, type Store } from './db/client.ts';
 import { coerceError } from './errors.ts';
 import { EventBus } from './events/bus.ts';
 import { createApp } from './http/app.ts';
+import { errorBody } from './http/errors.ts';
 import { startInspectorBridge } from './http/inspector-bridge.ts';
 import { createLogger, type Logger } from './logger.ts';
 
@@ -60,9 +63,14 @@ export async function startService(config: Config, options: ServiceOptions = {})
   if (!config.apiToken && !isLoopback(config.host)) {
     throw new ConfigError(`refusing to listen on ${config.host} without TROUPE_API_TOKEN: set a token, or listen on 127.0.0.1`);
   }
-  const store = await openStore(config);
-  const cleanups: (() => Promise<void> | void)[] = [() => store.close()];
+  // Order matters: the data dir is ours before the database opens (a second process writes
+  // nothing), and the port is bound before any run resumes (a busy port resumes nothing).
+  const lock = await lockDataDir(config.dataDir);
+  const cleanups: (() => Promise<void> | void)[] = [() => lock.release()];
+  let server: Server | undefined;
   try {
+    const store = await openStore(config);
+    cleanups.unshift(() => store.close());
     await store.migrate();
     const bus = new EventBus(store, logger.child({ part: 'bus' }));
     cleanups.unshift(() => bus.stop());
@@ -94,8 +102,6 @@ export async function startService(config: Config, options: ServiceOptions = {})
       modelTimeoutMs: config.model.timeoutMs,
       inspectors,
     });
-    await runtime.start();
-    cleanups.unshift(() => runtime.stop());
     const http = createApp({
       runtime,
       bus,
@@ -108,8 +114,15 @@ export async function startService(config: Config, options: ServiceOptions = {})
     });
     const { app } = http;
     const closeStreams = () => http.closeStreams();
-    const server = await listen((request, env) => app.fetch(request, env), config.host, config.port);
-    const { port } = server.address() as AddressInfo;
+    // Until the runs are resumed every request is answered 503 `starting` (with Retry-After),
+    // not held: a client learns at once that it is early, and nothing can race the resume.
+    let ready = false;
+    const bound = await listen((request, env) => (ready ? app.fetch(request, env) : starting()), config.host, config.port);
+    server = bound;
+    cleanups.unshift(() => runtime.stop());
+    await runtime.start();
+    ready = true;
+    const { port } = bound.address() as AddressInfo;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}`;
     logger.info({ url, db: store.kind, dataDir: config.dataDir }, 'troupe listening');
@@ -123,14 +136,14 @@ export async function startService(config: Config, options: ServiceOptions = {})
       stop() {
         stopping ??= (async () => {
           // 1. Stop accepting and end the event streams; requests in flight get a short grace.
-          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          const closed = new Promise<void>((resolve) => bound.close(() => resolve()));
           closeStreams();
-          server.closeIdleConnections();
+          bound.closeIdleConnections();
           const grace = new Promise<void>((resolve) => setTimeout(resolve, REQUEST_GRACE_MS).unref());
-          await Promise.race([closed, grace.then(() => server.closeAllConnections())]);
+          await Promise.race([closed, grace.then(() => bound.closeAllConnections())]);
           await closed;
           // 2. Stop the actors (in-flight effects are aborted; runs stay active and resume on the
-          //    next start), then release the database.
+          //    next start), then release the database and, last, the data dir.
           await runCleanups(cleanups, logger);
           logger.info('troupe stopped');
         })();
@@ -138,9 +151,23 @@ export async function startService(config: Config, options: ServiceOptions = {})
       },
     };
   } catch (e) {
+    if (server) {
+      const s = server;
+      await new Promise<void>((resolve) => {
+        s.close(() => resolve());
+        s.closeAllConnections();
+      });
+    }
     await runCleanups(cleanups, logger);
     throw e;
   }
+}
+
+function starting(): Response {
+  return new Response(JSON.stringify(errorBody('starting', 'troupe is starting (resuming runs): retry in a moment')), {
+    status: 503,
+    headers: { 'content-type': 'application/json', 'retry-after': '1' },
+  });
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], logger: Logger): Promise<void> {

@@ -11,6 +11,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import { Runtime } from '../actors/runtime/runtime.ts';
 import type { TaskJson } from '../actors/runtime/views.ts';
 import { childEnvFrom } from '../config.ts';
+import { lockDataDir } from '../datadir-lock.ts';
 import { createStore, type Store } from '../db/client.ts';
 import type { planFileSchema } from '../domain/inputs.ts';
 import { coerceError } from '../errors.ts';
@@ -49,7 +50,9 @@ export interface LocalRunResult {
 
 /** Runs the plan to its end. Throws a `TroupeError` (validation, 422) for a plan that cannot start. */
 export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
+  // A private data dir, locked like any other so that the rule holds without exceptions.
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'troupe-run-'));
+  const lock = await lockDataDir(scratch);
   const store: Store = o.databaseUrl
     ? await createStore({ kind: 'postgres', url: o.databaseUrl })
     : await createStore({ kind: 'pglite', dataDir: path.join(scratch, 'pgdata') });
@@ -87,6 +90,7 @@ export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
     await runtime.stop();
     await bus.stop();
     await store.close();
+    lock.release();
     await rm(scratch, { recursive: true, force: true });
   }
 }
