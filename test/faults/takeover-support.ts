@@ -1,0 +1,107 @@
+/**
+ * Several `troupe serve` processes on one Postgres database, each with a data dir of its own (the
+ * takeover tests): the scripted Messages API in this process, `kill -9` and restarts per data
+ * dir, and a recursive listing to show that a process wrote nothing under another's data dir.
+ */
+import { spawn } from 'node:child_process';
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startScriptedModel, type Responder, type ScriptedModel } from '../../src/scripted-model/server.ts';
+import { isolatedDatabase } from '../support/db.ts';
+import { until, type Instance } from './support.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/troupe.js', import.meta.url));
+
+export interface Cluster {
+  model: ScriptedModel;
+  /** One data dir per process slot. */
+  dataDirs: string[];
+  /** A directory outside every data dir (workspaces, gates). */
+  scratch: string;
+  /** Starts a `troupe serve` on data dir `slot`. */
+  start(slot: number): Promise<Instance>;
+  api<T = Record<string, unknown>>(instance: Instance, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }>;
+  close(): Promise<void>;
+}
+
+/** `slots` data dirs on one fresh Postgres database (null on the PGlite pass: these tests need Postgres). */
+export async function startCluster(respond: Responder, slots = 2): Promise<Cluster> {
+  const db = await isolatedDatabase();
+  if (!db) throw new Error('the takeover tests need Postgres (TROUPE_TEST_DB=postgres)');
+  const model = await startScriptedModel(respond);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'troupe-takeover-'));
+  const dataDirs = await Promise.all(Array.from({ length: slots }, () => mkdtemp(path.join(os.tmpdir(), 'troupe-dd-'))));
+  const instances: Instance[] = [];
+
+  const start = async (slot: number): Promise<Instance> => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDirs[slot]!], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        ANTHROPIC_BASE_URL: model.url,
+        ANTHROPIC_API_KEY: 'sk-fault',
+        TROUPE_MODEL_MAX_RETRIES: '0',
+        DATABASE_URL: db.url,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const instance: Instance = { url: '', child, exit, stderr: () => err };
+    instances.push(instance);
+    await until(
+      () => {
+        const line = err.split('\n').find((l) => l.includes('"troupe listening"'));
+        if (line) instance.url = (JSON.parse(line) as { url: string }).url;
+        if (child.exitCode !== null) throw new Error(`troupe exited with ${child.exitCode}: ${err}`);
+        return instance.url !== '';
+      },
+      'the service to listen',
+      30_000,
+    );
+    return instance;
+  };
+
+  return {
+    model,
+    dataDirs,
+    scratch,
+    start,
+    async api<T>(instance: Instance, method: string, route: string, body?: unknown) {
+      const res = await fetch(`${instance.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+    },
+    async close() {
+      for (const i of instances) {
+        if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
+        await i.exit;
+      }
+      await model.close();
+      await db.drop();
+      for (const dir of [scratch, ...dataDirs]) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Every entry under `dir` with its type, size and modification time (not the access time: reading
+ * is not writing), sorted: two equal listings mean nothing was created, changed or removed.
+ */
+export async function listing(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(path.join(dir, rel))).sort()) {
+      const childRel = rel ? `${rel}/${name}` : name;
+      const info = await lstat(path.join(dir, childRel));
+      const kind = info.isSymbolicLink() ? 'link' : info.isDirectory() ? 'dir' : 'file';
+      out.push(`${childRel} ${kind} ${info.isDirectory() ? '' : info.size} ${info.mtimeMs}`);
+      if (kind === 'dir') await walk(childRel);
+    }
+  };
+  await walk('');
+  return out;
+}
