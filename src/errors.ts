@@ -26,9 +26,10 @@ function safeDescribe(value: unknown): string {
 
 /**
  * A failed database statement. Drizzle reports one as `Failed query: <the whole SQL>\nparams:
- * <every value>` — a model's answer, a test's output — with enumerable `query` and `params`,
- * which a logger would print in full. This keeps only the Postgres code and the driver's own
- * short message; the cause is the driver's error (its code and message, no parameters).
+ * <every value>` — a model's answer, a test's output — and both it and the driver's error
+ * (PGlite's has `query`, `params` and a `where` quoting the data) carry them as enumerable
+ * fields, which a logger or a test reporter prints in full. This keeps the code and the
+ * driver's own short message only; its cause is a clean copy of those, not the driver's error.
  */
 export class StorageError extends Error {
   override name = 'StorageError';
@@ -37,8 +38,8 @@ export class StorageError extends Error {
   constructor(queryError: Error) {
     const driver = queryError.cause;
     const code = driverCode(driver);
-    const said = driver instanceof Error && driver.message !== '' ? driver.message : 'the statement failed';
-    super(`database error${code === undefined ? '' : ` ${code}`}: ${shortText(said, 200)}`, { cause: driver });
+    const said = shortText(driver instanceof Error && driver.message !== '' ? driver.message : 'the statement failed', 200);
+    super(`database error${code === undefined ? '' : ` ${code}`}: ${said}`, { cause: Object.assign(new Error(said), { code }) });
     this.code = code;
   }
 }

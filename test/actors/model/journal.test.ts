@@ -118,6 +118,8 @@ describe('a failed statement', () => {
     const logger = pino({ level: 'error' }, { write: (line: string) => logged.push(line) });
     logger.error({ err: error }, 'failed');
     expect(logged.join('')).not.toMatch(/insert into|the model's answer|params/);
+    expect(JSON.stringify(error.cause)).not.toMatch(/insert into|the model's answer|params/);
+    expect(JSON.stringify(error)).not.toMatch(/insert into|the model's answer|params/);
     // A reason that quotes such a message as text is cut at the statement.
     expect(safeReason(`tests could not be stored: Failed query: insert into "test_results" values ($1)\nparams: ${secretish}`)).toBe(
       'tests could not be stored: a database statement failed',
