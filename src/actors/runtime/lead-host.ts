@@ -11,7 +11,7 @@ import type { Logger } from '../../logger.ts';
 import type { LeadEvent, LeadInput, LeadMachine } from '../../machines/lead.ts';
 import type { Intent } from '../../machines/lead-logic.ts';
 import type { RunStatus } from '../../machines/types.ts';
-import { persistBatch, type Companion } from './lead-writer.ts';
+import { persistBatch, type Companion, type RunFence } from './lead-writer.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 
 export type Inspector = (event: InspectionEvent, scope: { projectId: string; runId: string }) => void;
@@ -24,6 +24,8 @@ export interface LeadHostOptions {
   outbox: Outbox;
   logger: Logger;
   inspectors?: readonly Inspector[];
+  /** The run's lease check: every write of this host (batches, snapshots, the last word) goes through it. */
+  fence?: RunFence;
 }
 
 const WORKER_ID = /^(backend|frontend|test)-\d+$/;
@@ -45,7 +47,13 @@ export class LeadHost {
     this.projectId = options.input.projectId;
     this.runId = options.input.runId;
     const scope = { projectId: this.projectId, runId: this.runId };
-    this.snapshots = new SnapshotWriter(options.outbox, scope, options.logger);
+    const fence = options.fence;
+    this.snapshots = new SnapshotWriter(
+      options.outbox,
+      scope,
+      options.logger,
+      fence && { check: (tx) => fence.check(tx, this.runId), lost: () => fence.lost(this.runId) },
+    );
     this.ended = new Promise<void>((resolve) => {
       this.resolveEnded = resolve;
     });
@@ -128,6 +136,20 @@ export class LeadHost {
     this.actor.stop();
   }
 
+  /**
+   * Stops the actors at once and writes nothing more: the run is another process's now, or this
+   * process could not renew its lease in time. In-flight model calls and test processes are
+   * aborted through their signals; what was not written stays unwritten (the new owner restores
+   * the run from what was).
+   */
+  abandon(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.dispose();
+    this.snapshots.close();
+    this.actor.stop();
+  }
+
   private inspect(ev: InspectionEvent): void {
     for (const inspector of this.options.inspectors ?? []) {
       try {
@@ -169,7 +191,10 @@ export class LeadHost {
       .map((t) => ({ type: 'release', taskId: t.id, key: t.key }));
     intents.push({ type: 'run', status: 'failed', summary });
     await withDbRetry(() =>
-      this.options.outbox.transact((tx, emit) => persistBatch(tx, emit, { projectId: this.projectId, runId: this.runId, intents })),
+      this.options.outbox.transact(async (tx, emit) => {
+        await this.options.fence?.check(tx, this.runId);
+        return persistBatch(tx, emit, { projectId: this.projectId, runId: this.runId, intents });
+      }),
     );
   }
 }

@@ -12,6 +12,7 @@ import { withDbRetry } from '../../db/retry.ts';
 import { agents, runs, taskDependencies, tasks } from '../../db/schema.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
 import { event, type EventType } from '../../events/types.ts';
+import { isLeaseLost } from './leases.ts';
 import type { Intent, IntentResult } from '../../machines/lead-logic.ts';
 import type { PersistInput, PersistOutput } from '../../machines/lead.ts';
 import type { BlockedReason, RunStatus, TaskReview, TaskStatus, TaskView } from '../../machines/types.ts';
@@ -41,13 +42,30 @@ export interface Companion {
   done(committed: boolean): void;
 }
 
+/** The lease check of every batch a lead writes, and what happens when it fails. */
+export interface RunFence {
+  /**
+   * In the batch's transaction, before anything is written: throws `LeaseLost` unless this
+   * process still owns the run (and locks the run row until commit, so a takeover waits).
+   */
+  check(tx: Tx, runId: string): Promise<void>;
+  /** The run is another process's now: stop its lead here (aborting its effects); nothing was written. */
+  lost(runId: string): void;
+}
+
 /**
  * @param companion taken before each batch: the runtime writes the lead's snapshot and pending
  * state-change events in the batch's transaction, so the restore point always matches the task
  * rows it wrote (a restore re-runs this very batch, which is idempotent) and
  * `agent.state_changed {state: finishing}` comes before `run.completed`, not after.
+ * @param fence checked first in every batch: the one place the lead's writes are fenced by the
+ * run's lease (not each caller).
  */
-export function createPersist(outbox: Outbox, companion: (input: PersistInput) => Promise<Companion | undefined> = () => Promise.resolve(undefined)) {
+export function createPersist(
+  outbox: Outbox,
+  companion: (input: PersistInput) => Promise<Companion | undefined> = () => Promise.resolve(undefined),
+  fence?: RunFence,
+) {
   return fromPromise<PersistOutput, PersistInput>(async ({ input }) => {
     // The effect starts inside the lead's transition; let it finish (and its state be observed)
     // before taking what is pending.
@@ -58,12 +76,16 @@ export function createPersist(outbox: Outbox, companion: (input: PersistInput) =
       // Idempotent by construction (guarded updates): safe to repeat after a lost connection.
       const output = await withDbRetry(() =>
         outbox.transact(async (tx, emit) => {
+          await fence?.check(tx, input.runId);
           await extra?.write(tx, emit);
           return persistBatch(tx, emit, input);
         }),
       );
       committed = true;
       return output;
+    } catch (e) {
+      if (isLeaseLost(e)) fence?.lost(input.runId);
+      throw e;
     } finally {
       extra?.done(committed);
     }

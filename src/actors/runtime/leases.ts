@@ -1,45 +1,196 @@
 /**
  * Run leases: with several `troupe serve` processes on one database, each active run is executed
  * by exactly one of them. The owner's id and an expiry live on the run row; the owner renews the
- * lease while it hosts the run. When a process dies its leases expire and another process takes
- * the runs over (restoring their leads from the persisted snapshots). Graceful shutdown releases
- * them at once. Postgres is the coordinator: nothing home-made beside it.
+ * lease while it hosts the run, and every batch it writes checks, in the batch's transaction, that
+ * the run is still its own (`fence`). When a process dies another one takes its runs over
+ * (restoring their leads from the persisted snapshots). Graceful shutdown releases them at once.
+ *
+ * Owner liveness (Postgres): each runtime holds a session-level advisory lock derived from its
+ * owner id on a connection of its own for as long as it lives. A run whose owner's lock is not
+ * held is adopted without waiting for the lease (a `kill -9` closes the session and frees the
+ * lock); a held lock means "alive", whatever host name or pid the id carries (containers share
+ * both). With PGlite only one process can open the data dir, so an owner that is not a runtime of
+ * this process is dead. Postgres is the coordinator: nothing home-made beside it.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
-import type { Db } from '../../db/client.ts';
-import type { RunRow } from '../../db/queries.ts';
+import type { ReservedSql, Sql } from 'postgres';
+import type { Store, Tx } from '../../db/client.ts';
+import { ACTIVE_RUN_STATUSES, type RunRow } from '../../db/queries.ts';
 import { runs } from '../../db/schema.ts';
-
-/** Runs that need a lead: a process adopts them when their owner is gone. */
-const ACTIVE_STATUSES = ['planning', 'running', 'pausing', 'paused'] as const;
+import { coerceError } from '../../errors.ts';
 
 /** Owners alive in this process (several runtimes may share one process, in tests for one). */
 const LIVE_HERE = new Set<string>();
 
+/** A write for a run this process no longer owns: refused, nothing of the batch is written. */
+export class LeaseLost extends Error {
+  override name = 'LeaseLost';
+  constructor(readonly runId: string) {
+    super(`run ${runId} is owned by another process now: this process writes nothing more for it`);
+  }
+}
+
+export function isLeaseLost(e: unknown): e is LeaseLost {
+  for (let c: unknown = e, depth = 0; c && depth < 5; depth++) {
+    if (c instanceof LeaseLost) return true;
+    c = (c as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The advisory-lock key (int8) that stands for `owner` being alive. */
+export function ownerLockKey(owner: string): bigint {
+  return createHash('sha256').update(`troupe-owner:${owner}`).digest().readBigInt64BE(0);
+}
+
+export interface LeasesOptions {
+  /** The id written in `runs.owner` (default: host, pid and a random part). */
+  owner?: string;
+  /** How often the owner checks its liveness lock and the runtime beats (default: min(1 s, leaseMs / 3)). */
+  tickMs?: number;
+}
+
 export class Leases {
-  /** This runtime, as written in `runs.owner`: host, pid and a random part. */
-  readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  /** This runtime, as written in `runs.owner`. */
+  readonly owner: string;
+  /** The runtime's heartbeat period: renewals, orphan scans, the liveness lock's check. */
+  readonly tickMs: number;
+  /**
+   * An owner whose lock is missing counts as dead once it stayed missing this long (and our own
+   * lock was held that long): after a Postgres restart every lock is gone for a moment, and each
+   * live process takes its own back within a tick — it must not lose its runs meanwhile.
+   */
+  readonly graceMs: number;
+  private session: ReservedSql | null = null;
+  private lockedSince: number | null = null;
+  private readonly absentSince = new Map<string, number>();
+  private stopped = false;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     /** How long a lease lasts without renewal. */
     readonly leaseMs: number,
+    options: LeasesOptions = {},
   ) {
+    this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.tickMs = options.tickMs ?? Math.max(20, Math.min(1000, Math.floor(leaseMs / 3)));
+    this.graceMs = 3 * this.tickMs;
     LIVE_HERE.add(this.owner);
+  }
+
+  private get db() {
+    return this.store.db;
   }
 
   private expiry() {
     return sql`now() + (${this.leaseMs} * interval '1 millisecond')`;
   }
 
-  /** Takes the run if nobody holds it (or this process already does, or the holder's lease expired). */
-  async claim(runId: string): Promise<boolean> {
+  /**
+   * Takes (or checks) this runtime's liveness lock. Called at start and on every tick: a session
+   * lost to a Postgres restart or a network cut is replaced and the lock taken again.
+   */
+  async keepAlive(): Promise<void> {
+    if (this.store.kind !== 'postgres' || this.stopped) return;
+    const key = ownerLockKey(this.owner).toString();
+    if (this.session) {
+      try {
+        const [row] = await this.session<{ held: boolean }[]>`
+          select exists(select 1 from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted
+            and objsubid = 1 and ((classid::int8 << 32) | objid::int8) = ${key}::int8) as held`;
+        if (row?.held) return;
+      } catch {
+        // The session is gone: take a new one below.
+      }
+      this.dropSession();
+    }
+    const client = (this.db as unknown as { $client: Sql }).$client;
+    const session = await client.reserve();
+    try {
+      const [row] = await session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}::int8) as ok`;
+      if (!row?.ok) throw new Error(`the liveness lock of owner ${this.owner} is held by another session`);
+    } catch (e) {
+      session.release();
+      throw coerceError(e);
+    }
+    if (this.stopped) {
+      session.release();
+      return;
+    }
+    this.session = session;
+    this.lockedSince = Date.now();
+  }
+
+  private dropSession(): void {
+    const session = this.session;
+    this.session = null;
+    this.lockedSince = null;
+    if (!session) return;
+    // Unlock before the connection goes back to the pool (a dead one just fails here).
+    session`select pg_advisory_unlock_all()`.then(
+      () => session.release(),
+      () => session.release(),
+    );
+  }
+
+  /** Which of `owners` are alive: their liveness lock is held now (with PGlite: a runtime of this process). */
+  private async held(owners: readonly string[]): Promise<Set<string>> {
+    if (this.store.kind !== 'postgres') return new Set(owners.filter((o) => LIVE_HERE.has(o)));
+    const result: unknown = await this.db.execute(sql`
+      select ((classid::int8 << 32) | objid::int8)::text as key from pg_locks where locktype = 'advisory' and granted
+        and objsubid = 1 and database = (select oid from pg_database where datname = current_database())`);
+    // postgres.js returns the rows themselves (an array).
+    const locks = new Set((result as { key: string }[]).map((r) => r.key));
+    return new Set(owners.filter((o) => locks.has(ownerLockKey(o).toString())));
+  }
+
+  /** Is `owner`'s liveness lock held right now? (Side-effect free: reads `pg_locks`.) */
+  async isAlive(owner: string): Promise<boolean> {
+    if (owner === this.owner) return true;
+    return (await this.held([owner])).has(owner);
+  }
+
+  /**
+   * Owners among `owners` that are gone: their lock is missing and stayed missing for the grace
+   * period while ours was held. With PGlite, every owner not of this process.
+   */
+  async dead(owners: readonly string[]): Promise<Set<string>> {
+    const others = [...new Set(owners)].filter((o) => o !== this.owner);
+    const out = new Set<string>();
+    if (others.length === 0) return out;
+    const held = await this.held(others);
+    const now = Date.now();
+    for (const o of others) {
+      if (held.has(o)) {
+        this.absentSince.delete(o);
+        continue;
+      }
+      if (this.store.kind !== 'postgres') {
+        out.add(o);
+        continue;
+      }
+      const since = this.absentSince.get(o) ?? now;
+      this.absentSince.set(o, since);
+      if (now - since >= this.graceMs && this.lockedSince !== null && now - this.lockedSince >= this.graceMs) out.add(o);
+    }
+    for (const o of this.absentSince.keys()) if (!others.includes(o) && now - this.absentSince.get(o)! > 10 * this.graceMs) this.absentSince.delete(o);
+    return out;
+  }
+
+  /** Takes the run if nobody holds it, this process already does, the holder's lease expired, or `deadOwner` (verified dead) holds it. */
+  async claim(runId: string, deadOwner?: string | null): Promise<boolean> {
+    const fromDead = deadOwner && deadOwner !== this.owner && (await this.dead([deadOwner])).has(deadOwner);
     const rows = await this.db
       .update(runs)
       .set({ owner: this.owner, leaseExpiresAt: this.expiry() })
-      .where(and(eq(runs.id, runId), or(isNull(runs.owner), eq(runs.owner, this.owner), lt(runs.leaseExpiresAt, sql`now()`))))
+      .where(
+        and(
+          eq(runs.id, runId),
+          or(isNull(runs.owner), eq(runs.owner, this.owner), lt(runs.leaseExpiresAt, sql`now()`), fromDead ? eq(runs.owner, deadOwner) : undefined),
+        ),
+      )
       .returning({ id: runs.id });
     return rows.length > 0;
   }
@@ -47,6 +198,15 @@ export class Leases {
   /** Values for a run this process creates (it owns it from the start). */
   fresh(): { owner: string; leaseExpiresAt: Date } {
     return { owner: this.owner, leaseExpiresAt: this.expiry() as unknown as Date };
+  }
+
+  /**
+   * The fence of every write of a run: inside the writing transaction, locks the run row (a
+   * takeover waits for this transaction) and throws `LeaseLost` unless this process owns it.
+   */
+  async fence(tx: Tx, runId: string): Promise<void> {
+    const [row] = await tx.select({ owner: runs.owner }).from(runs).where(eq(runs.id, runId)).for('no key update');
+    if (row?.owner !== this.owner) throw new LeaseLost(runId);
   }
 
   /** Extends the leases of `runIds`; returns the ones this process no longer holds. */
@@ -62,55 +222,41 @@ export class Leases {
   }
 
   /**
-   * Active runs that no live process holds: their lease expired, or their owner is a process of
-   * this host that is gone (a restart after `kill -9` need not wait for the lease to run out).
+   * Active runs this process should take: nobody holds them, their lease expired, their owner is
+   * dead, or they are this process's own but no lead of it hosts them (`hostedHere` false: the
+   * lead ended while its last write failed, or it was stopped when renewals failed).
    */
-  async orphans(): Promise<RunRow[]> {
-    const active = await this.db.select().from(runs).where(inArray(runs.status, [...ACTIVE_STATUSES]));
-    const now = Date.now();
-    return active.filter(
-      (r) => r.owner === null || (r.owner !== this.owner && ((r.leaseExpiresAt?.getTime() ?? 0) < now || this.deadHere(r.owner))),
-    );
+  async orphans(hostedHere: (runId: string) => boolean): Promise<RunRow[]> {
+    const active = await this.db
+      .select({ run: runs, expired: sql<boolean>`coalesce(${runs.leaseExpiresAt} < now(), true)` })
+      .from(runs)
+      .where(inArray(runs.status, [...ACTIVE_RUN_STATUSES]));
+    const owned = active.filter(({ run }) => run.owner !== null && run.owner !== this.owner).map(({ run }) => run.owner!);
+    const dead = await this.dead(owned);
+    return active
+      .filter(({ run, expired }) => (run.owner === this.owner ? !hostedHere(run.id) : run.owner === null || expired || dead.has(run.owner)))
+      .map(({ run }) => run);
   }
 
-  /** Takes a run whose holder is dead (same host, process gone) even though its lease has not run out. */
-  async claimFromDead(runId: string, deadOwner: string): Promise<boolean> {
-    if (!this.deadHere(deadOwner)) return false;
-    const rows = await this.db
-      .update(runs)
-      .set({ owner: this.owner, leaseExpiresAt: this.expiry() })
-      .where(and(eq(runs.id, runId), eq(runs.owner, deadOwner)))
-      .returning({ id: runs.id });
-    return rows.length > 0;
-  }
-
-  /** Is `owner` a process of this host that no longer runs? (Our own pid means an earlier life of ours.) */
-  deadHere(owner: string): boolean {
-    const [host, pidText] = owner.split(':');
-    const pid = Number(pidText);
-    if (host !== os.hostname() || !Number.isInteger(pid) || pid <= 0) return false;
-    // Our own pid: an earlier life of this process (a container's pid 1), unless a runtime here holds it.
-    if (pid === process.pid) return !LIVE_HERE.has(owner);
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ESRCH';
-    }
-  }
-
-  /** The live holder of a run other than this process, if any. */
+  /** The live holder of a run other than this process (lease not expired, or its liveness lock held), if any. */
   async holder(runId: string): Promise<string | null> {
     const [row] = await this.db
       .select({ owner: runs.owner, live: sql<boolean>`${runs.leaseExpiresAt} > now()` })
       .from(runs)
       .where(eq(runs.id, runId));
-    return row?.owner && row.owner !== this.owner && row.live ? row.owner : null;
+    if (!row?.owner || row.owner === this.owner) return null;
+    if (row.live) return (await this.dead([row.owner])).has(row.owner) ? null : row.owner;
+    return null;
   }
 
-  /** Gives every lease of this process back (graceful shutdown: others may take over at once). */
+  /** Gives every lease of this process back (graceful shutdown: others may take over at once) and its liveness lock. */
   async releaseAll(): Promise<void> {
     LIVE_HERE.delete(this.owner);
-    await this.db.update(runs).set({ owner: null, leaseExpiresAt: null }).where(eq(runs.owner, this.owner));
+    this.stopped = true;
+    try {
+      await this.db.update(runs).set({ owner: null, leaseExpiresAt: null }).where(eq(runs.owner, this.owner));
+    } finally {
+      this.dropSession();
+    }
   }
 }

@@ -4,8 +4,9 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import {
+  ACTIVE_RUN_STATUSES,
   allProjects,
   correctionsOf,
   dependencyKeys,
@@ -19,11 +20,11 @@ import {
   usageOfTask,
   type ProjectRow,
 } from '../../db/queries.ts';
-import { projects } from '../../db/schema.ts';
+import { projects, runs } from '../../db/schema.ts';
 import { inferAgentType } from '../../domain/agent-type.ts';
 import { checkGraph } from '../../domain/graph.ts';
 import { fillConfig, normalizeConfig, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
-import { invalid, notFound, TroupeError, unprocessable } from '../../errors.ts';
+import { conflict, invalid, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { newId } from '../../ids.ts';
 import { bwrapAvailable } from '../testing/sandbox.ts';
@@ -136,9 +137,23 @@ export class ProjectService {
     return updated;
   }
 
+  /**
+   * Deletes a project and everything of it, refused (409) while a run is active. The check and
+   * the delete are one transaction holding the project row, which a start locks too: a start
+   * either commits first (and the delete sees its run) or waits and finds no project.
+   */
   async remove(id: string): Promise<void> {
-    const deleted = await this.db.delete(projects).where(eq(projects.id, id)).returning({ id: projects.id });
-    if (deleted.length === 0) throw notFound('project');
+    await this.db.transaction(async (tx) => {
+      const [row] = await tx.select({ id: projects.id }).from(projects).where(eq(projects.id, id)).for('update');
+      if (!row) throw notFound('project');
+      const [active] = await tx
+        .select({ id: runs.id })
+        .from(runs)
+        .where(and(eq(runs.projectId, id), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
+        .limit(1);
+      if (active) throw conflict('the project has an active run: cancel it first');
+      await tx.delete(projects).where(eq(projects.id, id));
+    });
     // The copies kept for diffs and undo go with the project (its workspace files stay).
     await fs.rm(path.join(this.o.dataDir, 'attempts', id), { recursive: true, force: true });
   }

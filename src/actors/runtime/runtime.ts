@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
 import { eq, sql } from 'drizzle-orm';
+import { z } from 'zod';
 import type { AnyActorRef, AnyStateMachine, Snapshot } from 'xstate';
 import type { Store } from '../../db/client.ts';
 import {
@@ -23,9 +24,9 @@ import {
   type RunRow,
 } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
-import { agents, runs } from '../../db/schema.ts';
-import { normalizeConfig, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
-import { coerceError, conflict, notFound, TroupeError, unprocessable } from '../../errors.ts';
+import { agents, projects as projectsTable, runs } from '../../db/schema.ts';
+import { normalizeConfig, patchProjectSchema, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
+import { coerceError, conflict, invalid, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
 import { Outbox } from '../../events/outbox.ts';
 import { readEvents } from '../../events/log.ts';
@@ -44,7 +45,8 @@ import { diffChanges, type FileDiff } from '../workspace/diff.ts';
 import { toMermaid } from './diagram.ts';
 import { InspectionHub, type InspectionListener } from './inspection.ts';
 import { LeadHost, type Inspector } from './lead-host.ts';
-import { createPersist, persistBatch } from './lead-writer.ts';
+import { ControlRelay, OWNER_GONE, errorOfAnswer, type ControlAnswer, type ControlRequest } from './control-relay.ts';
+import { createPersist, persistBatch, type RunFence } from './lead-writer.ts';
 import { createKeyedMutex } from '../keyed-mutex.ts';
 import { Leases } from './leases.ts';
 import { ProjectService } from './projects.ts';
@@ -67,9 +69,19 @@ export interface RuntimeOptions {
   resume?: boolean;
   /** `config.sandbox.mode` of new projects that do not say (`TROUPE_SANDBOX`; default bwrap). */
   sandboxMode?: 'bwrap' | 'none';
-  /** Lease on each hosted run, renewed every third of it (default 30 s). */
+  /** Lease on each hosted run (default 30 s), renewed every second (at most a third of it). */
   leaseMs?: number;
+  /** Longest wait for the owner's answer to a control request carried to it (default 10 s). */
+  controlTimeoutMs?: number;
 }
+
+/** Control requests carried to the owner of the run, by their name in `control_requests.action`. */
+type ControlAction = 'start' | 'pause' | 'resume' | 'cancel' | 'retry' | 'cancel_task' | 'approve' | 'reject' | 'patch';
+
+const taskArgs = z.object({ ref: z.string(), guidance: z.string().optional() });
+
+/** A hosted lead gives its run up locally once its lease was last extended this long ago (of `leaseMs`). */
+const SELF_FENCE_AT = 0.75;
 
 const ACTIVE: ReadonlySet<RunStatus> = new Set(['planning', 'running', 'pausing', 'paused']);
 
@@ -88,11 +100,30 @@ export class Runtime {
   private stopping: Promise<void> | null = null;
   readonly leases: Leases;
   private heartbeat: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | null = null;
+  private readonly relay: ControlRelay;
+  private readonly fence: RunFence;
+  /** Runs being launched here (claimed, lead not yet hosted): not orphans. */
+  private readonly launching = new Set<string>();
+  /** When each hosted run's lease was last extended (the statement's send time, local clock). */
+  private readonly confirmed = new Map<string, number>();
 
   constructor(private readonly o: RuntimeOptions) {
     this.outbox = new Outbox(o.store, o.bus);
-    this.leases = new Leases(o.store.db, o.leaseMs ?? 30_000);
+    this.leases = new Leases(o.store, o.leaseMs ?? 30_000);
+    this.fence = {
+      check: (tx, runId) => this.leases.fence(tx, runId),
+      lost: (runId) => this.lose(runId, 'lease lost: another process owns the run now; this one stops it and writes nothing more'),
+    };
+    this.relay = new ControlRelay({
+      store: o.store,
+      owner: this.leases.owner,
+      logger: o.logger.child({ part: 'control' }),
+      execute: (request) => this.execute(request),
+      isDead: async (owner) => (await this.leases.dead([owner])).has(owner),
+      timeoutMs: o.controlTimeoutMs,
+    });
     this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot, sandboxMode: o.sandboxMode });
     const records = createRecords(this.outbox);
     const model = { client: o.client, journal: cachedJournal(records), timeoutMs: o.modelTimeoutMs };
@@ -114,7 +145,7 @@ export class Runtime {
     this.machine = leadMachine.provide({
       actors: {
         worker,
-        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.takeSnapshots()),
+        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.takeSnapshots(), this.fence),
         plan: createPlan({ ...model, budget: records, plans: records, maxTokens }),
       },
     });
@@ -125,43 +156,89 @@ export class Runtime {
   }
 
   /**
-   * Continues every active run that no live process holds (left by a previous process, or by one
-   * that died), then keeps the leases of its runs fresh and keeps adopting orphans.
+   * Takes this runtime's liveness lock, continues every active run that no live process holds
+   * (left by a previous process, or by one that died), then keeps the leases of its runs fresh,
+   * keeps adopting orphans and answers control requests carried to it.
    */
   async start(): Promise<void> {
     await this.o.bus.start();
+    await this.leases.keepAlive();
+    await this.relay.start();
     if (this.o.resume !== false) await this.adoptOrphans();
     this.heartbeat = setInterval(() => {
       this.beating ??= this.beat().finally(() => (this.beating = null));
-    }, Math.max(50, this.leases.leaseMs / 3));
+    }, this.leases.tickMs);
     this.heartbeat.unref();
+    // Apart from the heartbeat, which may hang on an unreachable database.
+    this.fenceTimer = setInterval(() => this.selfFence(), Math.max(10, Math.min(this.leases.tickMs, this.leases.leaseMs / 10)));
+    this.fenceTimer.unref();
   }
 
-  /** One heartbeat: renew the leases held, let go of runs lost to another process, adopt orphans. */
+  /** One heartbeat: keep the liveness lock, renew the leases held, let go of runs lost to another process, adopt orphans. */
   private async beat(): Promise<void> {
     try {
+      await this.leases.keepAlive();
+    } catch (e) {
+      this.o.logger.warn({ err: coerceError(e) }, 'cannot take the liveness lock');
+    }
+    try {
       const hosted = [...this.hosts.values()];
+      const sent = Date.now();
       const lost = new Set(await this.leases.renew(hosted.map((h) => h.runId)));
-      for (const host of hosted.filter((h) => lost.has(h.runId))) {
+      for (const host of hosted) {
         // Another process holds the run now (this one stalled past its lease): stop, write nothing.
-        this.o.logger.warn({ runId: host.runId, projectId: host.projectId }, 'lease lost: another process executes the run');
-        if (this.hosts.get(host.projectId) === host) this.hosts.delete(host.projectId);
-        await host.stop();
+        if (lost.has(host.runId)) this.lose(host.runId, 'lease lost: another process executes the run');
+        else this.confirmed.set(host.runId, sent);
       }
       if (this.o.resume !== false && this.accepting) await this.adoptOrphans();
     } catch (e) {
       this.o.logger.warn({ err: coerceError(e) }, 'lease heartbeat failed');
     }
+    // NOTIFY is a hint: requests sent while it was lost are found here.
+    if (this.accepting) this.relay.serve();
+  }
+
+  /**
+   * Self-fencing by time: a lead whose lease could not be extended for most of its length (the
+   * database unreachable, this process stalled) is stopped here before another process may
+   * adopt the run, so no model call, test process or merge of it goes on in two places.
+   */
+  private selfFence(): void {
+    const limit = Date.now() - SELF_FENCE_AT * this.leases.leaseMs;
+    for (const host of [...this.hosts.values()]) {
+      const at = this.confirmed.get(host.runId);
+      if (at !== undefined && at < limit) this.lose(host.runId, 'lease not renewed in time: this process stops the run before another may adopt it');
+    }
+  }
+
+  /** Stops the run's lead here at once, writing nothing more for it (its effects are aborted). */
+  private lose(runId: string, why: string): void {
+    for (const [projectId, host] of this.hosts) {
+      if (host.runId !== runId) continue;
+      this.o.logger.warn({ runId, projectId }, why);
+      this.hosts.delete(projectId);
+      this.confirmed.delete(runId);
+      host.abandon();
+    }
+  }
+
+  private hosting(runId: string): boolean {
+    return this.launching.has(runId) || [...this.hosts.values()].some((h) => h.runId === runId);
   }
 
   private async adoptOrphans(): Promise<void> {
-    for (const run of await this.leases.orphans()) {
-      if (this.hosts.get(run.projectId)?.runId === run.id) continue;
-      const claimed = (await this.leases.claim(run.id)) || (run.owner !== null && (await this.leases.claimFromDead(run.id, run.owner)));
-      if (!claimed) continue;
-      const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
-      await this.launch(run, start).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), runId: run.id }, 'cannot resume run'));
+    for (const run of await this.leases.orphans((id) => this.hosting(id))) {
+      await this.adopt(run).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), runId: run.id }, 'cannot resume run'));
     }
+  }
+
+  /** Takes an active run over and hosts its lead here, unless another live process holds it. */
+  private async adopt(run: RunRow): Promise<boolean> {
+    if (this.hosting(run.id)) return true;
+    if (!ACTIVE.has(run.status as RunStatus) || !(await this.leases.claim(run.id, run.owner))) return false;
+    const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
+    await this.launch(run, start);
+    return true;
   }
 
   /** Stops accepting work, stops every lead (aborting in-flight effects) and waits for pending writes. Idempotent. */
@@ -169,7 +246,9 @@ export class Runtime {
     this.stopping ??= (async () => {
       this.accepting = false;
       clearInterval(this.heartbeat);
+      clearInterval(this.fenceTimer);
       await this.beating;
+      await this.relay.stop();
       await Promise.all([...this.hosts.values()].map((h) => h.stop()));
       this.hosts.clear();
       await this.outbox.drain();
@@ -211,7 +290,12 @@ export class Runtime {
     return this.projects.get(id);
   }
 
-  async updateProject(id: string, patch: PatchProject) {
+  /** Changes a project; with a run that another process executes, that process does it (and tells its lead). */
+  updateProject(id: string, patch: PatchProject) {
+    return this.routed(id, 'patch', { patch }, () => this.updateHere(id, patch));
+  }
+
+  private async updateHere(id: string, patch: PatchProject) {
     const row = await this.projects.patch(id, patch);
     let host = await this.settledHost(id);
     if (!host && patch.config?.budgetUsd !== undefined) {
@@ -225,18 +309,15 @@ export class Runtime {
     return this.projects.get(id);
   }
 
+  /** Deletes a project without an active run (checked in the deleting transaction: a start waits for it, or it for the start). */
   async deleteProject(id: string): Promise<void> {
-    await this.projects.row(id);
-    const [latest] = await runsOf(this.db, id);
-    if (latest && ['planning', 'running', 'pausing', 'paused'].includes(latest.status)) {
-      throw conflict('the project has an active run: cancel it first');
-    }
+    await this.projects.remove(id);
+    // A lead left here (a blocked run) belonged to the deleted run: its writes are fenced off already.
     const host = this.hosts.get(id);
-    if (host) {
+    if (host && !ACTIVE.has(host.runStatus())) {
       this.hosts.delete(id);
       await host.stop();
     }
-    await this.projects.remove(id);
   }
 
   async addTasks(projectId: string, inputs: TaskInput[]): Promise<TaskJson[]> {
@@ -258,8 +339,12 @@ export class Runtime {
    * Re-queues a failed, blocked or cancelled task and the tasks blocked behind it. A blocked
    * run resumes by itself; with no run, the next start picks them up.
    */
-  async retryTask(projectId: string, ref: string, guidance?: string): Promise<TaskJson> {
+  retryTask(projectId: string, ref: string, guidance?: string): Promise<TaskJson> {
     this.assertAccepting();
+    return this.routed(projectId, 'retry', { ref, guidance }, () => this.retryHere(projectId, ref, guidance));
+  }
+
+  private async retryHere(projectId: string, ref: string, guidance?: string): Promise<TaskJson> {
     await this.projects.row(projectId);
     const row = await taskByRef(this.db, projectId, ref);
     if (!row) throw notFound('task');
@@ -290,8 +375,13 @@ export class Runtime {
    * resumes by itself; with no run, the next start picks it up. Answers with the task as the
    * decision leaves it (`pending`, queued for that worker).
    */
-  async reviewTask(projectId: string, ref: string, decision: 'approved' | 'rejected', guidance?: string): Promise<TaskJson> {
+  reviewTask(projectId: string, ref: string, decision: 'approved' | 'rejected', guidance?: string): Promise<TaskJson> {
     this.assertAccepting();
+    const action = decision === 'approved' ? 'approve' : 'reject';
+    return this.routed(projectId, action, { ref, guidance }, () => this.reviewHere(projectId, ref, decision, guidance));
+  }
+
+  private async reviewHere(projectId: string, ref: string, decision: 'approved' | 'rejected', guidance?: string): Promise<TaskJson> {
     await this.projects.row(projectId);
     const row = await taskByRef(this.db, projectId, ref);
     if (!row) throw notFound('task');
@@ -336,7 +426,11 @@ export class Runtime {
   }
 
   /** Aborts the task's in-flight work; the task ends `cancelled` and nothing writes it back. */
-  async cancelTask(projectId: string, ref: string): Promise<TaskJson> {
+  cancelTask(projectId: string, ref: string): Promise<TaskJson> {
+    return this.routed(projectId, 'cancel_task', { ref }, () => this.cancelTaskHere(projectId, ref));
+  }
+
+  private async cancelTaskHere(projectId: string, ref: string): Promise<TaskJson> {
     await this.projects.row(projectId);
     const row = await taskByRef(this.db, projectId, ref);
     if (!row) throw notFound('task');
@@ -349,10 +443,11 @@ export class Runtime {
     }
     if (host && host.runStatus() !== 'blocked') throw conflict(`the run is ${host.runStatus()}: it cannot cancel a task now`);
     if (!host) await this.assertNotElsewhere(projectId);
-    // No live lead owns the task: cancel it directly (guarded).
-    await this.outbox.transact((tx, emit) =>
-      persistBatch(tx, emit, { projectId, runId: host?.runId ?? '', intents: [{ type: 'cancel', taskId: row.id, key: row.key }] }),
-    );
+    // No live lead owns the task: cancel it directly (guarded; fenced when a blocked lead of this process owns the run).
+    await this.outbox.transact(async (tx, emit) => {
+      if (host) await this.leases.fence(tx, host.runId);
+      return persistBatch(tx, emit, { projectId, runId: host?.runId ?? '', intents: [{ type: 'cancel', taskId: row.id, key: row.key }] });
+    });
     return this.taskJson(projectId, row.id);
   }
 
@@ -376,14 +471,31 @@ export class Runtime {
   // ── runs ─────────────────────────────────────────────────────────────────────────────
 
   /** Starts a run: plans first when the project has a goal and no tasks. */
-  async startRun(projectId: string): Promise<RunJson> {
+  startRun(projectId: string): Promise<RunJson> {
     this.assertAccepting();
+    return this.routed(projectId, 'start', {}, () => this.startHere(projectId));
+  }
+
+  private async startHere(projectId: string): Promise<RunJson> {
+    const runId = newId('run');
+    // Not an orphan of this process while it is being started.
+    this.launching.add(runId);
+    try {
+      return await this.startRunAs(projectId, runId);
+    } finally {
+      this.launching.delete(runId);
+    }
+  }
+
+  private async startRunAs(projectId: string, runId: string): Promise<RunJson> {
     const project = await this.projects.row(projectId);
     const previous = await this.settledHost(projectId);
     // A lead that finished (or is blocked) is superseded by the new run; only an active one blocks it.
     if (previous && ACTIVE.has(previous.runStatus())) throw conflict(`a run is already ${previous.runStatus()}`);
-    const runId = newId('run');
     const { row, plan } = await this.outbox.transact(async (tx, emit) => {
+      // The project row is locked first, as a delete locks it: a start and a delete never interleave.
+      const [locked] = await tx.select({ id: projectsTable.id }).from(projectsTable).where(eq(projectsTable.id, projectId)).for('no key update');
+      if (!locked) throw notFound('project');
       const taskRows = await tasksOf(tx, projectId);
       const plan = project.goal !== null && taskRows.length === 0;
       if (!plan && taskRows.length === 0) throw unprocessable('nothing to do: the project has no tasks and no goal');
@@ -415,15 +527,84 @@ export class Runtime {
   }
 
   pauseRun(projectId: string) {
-    return this.control(projectId, { type: 'PAUSE' }, 'pause');
+    return this.routed(projectId, 'pause', {}, () => this.control(projectId, { type: 'PAUSE' }, 'pause'));
   }
 
   resumeRun(projectId: string) {
-    return this.control(projectId, { type: 'RESUME' }, 'resume');
+    return this.routed(projectId, 'resume', {}, () => this.control(projectId, { type: 'RESUME' }, 'resume'));
   }
 
   cancelRun(projectId: string) {
-    return this.control(projectId, { type: 'CANCEL' }, 'be cancelled');
+    return this.routed(projectId, 'cancel', {}, () => this.control(projectId, { type: 'CANCEL' }, 'be cancelled'));
+  }
+
+  // ── control requests carried to the owner ───────────────────────────────────────────
+
+  /**
+   * Runs a control request here, or — when another live process executes the project's run —
+   * carries it to that process through Postgres and answers what it answered. An owner that
+   * died is replaced first: its run is adopted here, then the request runs here.
+   */
+  private async routed<T>(projectId: string, action: ControlAction, args: Record<string, unknown>, here: () => Promise<T>): Promise<T> {
+    for (let tries = 0; ; tries++) {
+      const run = (await latestRuns(this.db, [projectId])).get(projectId);
+      const owner = run && tries < 3 ? await this.remoteOwner(run) : null;
+      if (!owner) {
+        if (run && ACTIVE.has(run.status as RunStatus) && !this.hosting(run.id) && this.accepting) {
+          await this.adopt(run).catch((e: unknown) => this.o.logger.warn({ err: coerceError(e), runId: run.id }, 'cannot adopt the run'));
+        }
+        return here();
+      }
+      const answer = await this.relay.send(owner, { projectId, runId: run!.id, action, args });
+      if (answer === OWNER_GONE) continue;
+      return answerOf<T>(action, answer);
+    }
+  }
+
+  /** The other live process that executes `run`, if any (a run whose lease expired or whose owner is dead has none). */
+  private async remoteOwner(run: RunRow): Promise<string | null> {
+    if (!run.owner || run.owner === this.leases.owner) return null;
+    if (!ACTIVE.has(run.status as RunStatus) && run.status !== 'blocked') return null;
+    return (await this.leases.holder(run.id)) ?? null;
+  }
+
+  /** A request another process carried here: run through the same code as one received here. */
+  private async execute(request: ControlRequest): Promise<ControlAnswer> {
+    const { projectId, args } = request;
+    const action = request.action as ControlAction;
+    try {
+      switch (action) {
+        case 'start':
+          this.assertAccepting();
+          return { status: 202, body: { run: await this.startHere(projectId) } };
+        case 'pause':
+          return { status: 202, body: { run: await this.control(projectId, { type: 'PAUSE' }, 'pause') } };
+        case 'resume':
+          return { status: 202, body: { run: await this.control(projectId, { type: 'RESUME' }, 'resume') } };
+        case 'cancel':
+          return { status: 202, body: { run: await this.control(projectId, { type: 'CANCEL' }, 'be cancelled') } };
+        case 'retry': {
+          this.assertAccepting();
+          const { ref, guidance } = taskArgs.parse(args);
+          return { status: 202, body: await this.retryHere(projectId, ref, guidance) };
+        }
+        case 'cancel_task':
+          return { status: 202, body: await this.cancelTaskHere(projectId, taskArgs.parse(args).ref) };
+        case 'approve':
+        case 'reject': {
+          this.assertAccepting();
+          const { ref, guidance } = taskArgs.parse(args);
+          return { status: 202, body: await this.reviewHere(projectId, ref, action === 'approve' ? 'approved' : 'rejected', guidance) };
+        }
+        case 'patch':
+          return { status: 200, body: await this.updateHere(projectId, patchProjectSchema.parse(args.patch)) };
+        default:
+          throw invalid(`unknown control action ${JSON.stringify(request.action)}`);
+      }
+    } catch (e) {
+      if (e instanceof TroupeError) return { status: e.status, body: { error: { code: e.code, message: e.message, ...(e.details === undefined ? {} : { details: e.details }) } } };
+      throw e;
+    }
   }
 
   private async control(projectId: string, e: LeadEvent, what: string): Promise<RunJson> {
@@ -458,7 +639,18 @@ export class Runtime {
    * (in-flight tasks go back to the queue). Either way, recorded model answers are reused.
    */
   private async launch(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
-    if (!(await this.leases.claim(run.id))) throw await this.elsewhere(run.id);
+    this.launching.add(run.id);
+    try {
+      return await this.launchClaimed(run, start);
+    } finally {
+      this.launching.delete(run.id);
+    }
+  }
+
+  private async launchClaimed(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
+    const sent = Date.now();
+    if (!(await this.leases.claim(run.id, run.owner))) throw await this.elsewhere(run.id);
+    this.confirmed.set(run.id, sent);
     const project = await this.projects.row(run.projectId);
     const snapshot = await this.restorableSnapshot(run.id);
     if (!snapshot) await this.releaseStale(run);
@@ -473,6 +665,7 @@ export class Runtime {
       logger: this.o.logger.child({ projectId: run.projectId, runId: run.id }),
       inspectors: [(ev, scope) => this.inspection.observe(scope.projectId, ev), ...(this.o.inspectors ?? [])],
       snapshot,
+      fence: this.fence,
       input: {
         projectId: run.projectId,
         runId: run.id,
@@ -486,7 +679,9 @@ export class Runtime {
     this.hosts.set(run.projectId, host);
     this.watchNewTasks(host);
     void host.ended.then(() => {
-      if (this.hosts.get(run.projectId) === host) this.hosts.delete(run.projectId);
+      if (this.hosts.get(run.projectId) !== host) return;
+      this.hosts.delete(run.projectId);
+      this.confirmed.delete(run.id);
     });
     host.start();
     return host;
@@ -526,10 +721,10 @@ export class Runtime {
     host.onDispose(() => sub.close());
   }
 
-  /** The 409 for a run another live process executes. */
+  /** The 409 for a run another live process took while this request was on its way (rare: requests are carried to the owner). */
   private async elsewhere(runId: string): Promise<TroupeError> {
     const holder = await this.leases.holder(runId);
-    return conflict(`the run is executed by another troupe process${holder ? ` (${holder})` : ''}: send control requests to it`, { owner: holder });
+    return conflict(`the run moved to another troupe process${holder ? ` (${holder})` : ''} while the request was on its way: send it again`, { owner: holder });
   }
 
   /** When no lead here hosts the project's run: is it because another process does? */
@@ -551,6 +746,7 @@ export class Runtime {
   private async releaseStale(run: RunRow): Promise<void> {
     await withDbRetry(() =>
       this.outbox.transact(async (tx, emit) => {
+        await this.leases.fence(tx, run.id);
         const stale = (await tasksOf(tx, run.projectId)).filter((t) => t.status === 'in_progress');
         const intents: Intent[] = stale.map((t) => ({ type: 'release', taskId: t.id, key: t.key }));
         if (run.status === 'pausing') intents.push({ type: 'run', status: 'paused' });
@@ -672,4 +868,11 @@ export function pgCode(thrown: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** What the owner answered to a carried request, as the local method would return or throw it. */
+function answerOf<T>(action: ControlAction, answer: ControlAnswer): T {
+  if (answer.status >= 400) throw errorOfAnswer(answer);
+  const body = answer.body as { run?: unknown };
+  return (action === 'start' || action === 'pause' || action === 'resume' || action === 'cancel' ? body.run : body) as T;
 }

@@ -19,6 +19,7 @@ import type { Logger } from '../../logger.ts';
 import { LEAD_MACHINE_VERSION } from '../../machines/lead.ts';
 import { WORKER_MACHINE_VERSION } from '../../machines/worker.ts';
 import type { Companion } from './lead-writer.ts';
+import { isLeaseLost } from './leases.ts';
 
 /** Longest a transition waits before its snapshot and `agent.state_changed` event are written. */
 const FLUSH_MS = 100;
@@ -57,6 +58,8 @@ export class SnapshotWriter {
     private readonly outbox: Outbox,
     private readonly scope: Scope,
     private readonly logger: Logger,
+    /** The run's lease check, first in every flush: a process that lost the run writes none of its snapshots. */
+    private readonly fence?: { check(tx: Tx): Promise<void>; lost(): void },
   ) {}
 
   /** Called for every snapshot of the lead or one of its workers. */
@@ -144,8 +147,15 @@ export class SnapshotWriter {
     };
   }
 
+  /** Nothing observed from now on is written; what is still pending is dropped (a stop settles first). */
   close(): void {
     this.closed = true;
+    if (this.scheduled) {
+      clearTimeout(this.scheduled);
+      this.scheduled = null;
+    }
+    this.dirty.clear();
+    this.events = [];
   }
 
   private async flushLoop(): Promise<void> {
@@ -161,11 +171,20 @@ export class SnapshotWriter {
       try {
         await withDbRetry(() =>
           this.outbox.transact(async (tx, emit) => {
+            await this.fence?.check(tx);
             await writeRows(tx, rows);
             emit(...events);
           }),
         );
       } catch (e) {
+        if (isLeaseLost(e)) {
+          // Another process owns the run: nothing of it is written from here any more.
+          this.closed = true;
+          this.dirty.clear();
+          this.events = [];
+          this.fence?.lost();
+          return;
+        }
         // Snapshots are a view and a restore point, not the source of truth: the run goes on.
         this.logger.warn({ err: coerceError(e), runId: this.scope.runId }, 'snapshot write failed');
       }
