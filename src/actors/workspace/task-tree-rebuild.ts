@@ -10,7 +10,7 @@
 import { realpath } from 'node:fs/promises';
 import { git, gitOk } from './git.ts';
 import {
-  addWorktreeTaking,
+  addWorktreeOn,
   discardWorktree,
   gitOptions,
   linkIgnoredDirs,
@@ -53,7 +53,7 @@ export async function rebuildTaskTree(o: TaskTreeOptions, message: string): Prom
       await gitOk(['branch', branch, head], ws);
     }
     // Detached: a branch still registered at a dead owner's path does not stand in the way.
-    await addWorktreeTaking(ws, ['--detach', treePath, base]);
+    await addWorktreeOn(ws, treePath, base, null);
     await linkIgnoredDirs(o, treePath);
     return { path: await realpath(treePath), branch, base, tip };
   });

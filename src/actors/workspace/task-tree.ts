@@ -96,7 +96,7 @@ async function addWorktree(o: TaskTreeOptions, ws: GitOptions, treePath: string)
   await keepUnmergedBranch(ws, branch, head);
   await mkdir(path.dirname(treePath), { recursive: true });
   // -B resets a branch that is already merged (an ancestor of HEAD): nothing on it can be lost.
-  await addWorktreeTaking(ws, ['-B', branch, treePath, head]);
+  await addWorktreeOn(ws, treePath, head, branch);
   await linkIgnoredDirs(o, treePath);
   return { path: await realpath(treePath), branch, baseSha: head };
 }
@@ -312,21 +312,31 @@ async function retireOnLanding(o: TaskTreeOptions, result: CommitResult): Promis
 }
 
 /**
- * `git worktree add <args>`. A branch still registered as checked out at a path that is gone (a
- * crash) is freed by `worktree prune`; one checked out at a path that still exists belongs to a
- * process that lost the run (this one holds the run's lease, so that owner is dead or fenced off):
- * `--force` takes it over without touching that path.
+ * `git worktree add` of `branch` (reset to `commit`, as `-B` does) at `treePath`; detached at
+ * `commit` when `branch` is null. A branch still registered as checked out at a path that is gone
+ * (a crash) is freed by `worktree prune`. One checked out at a path that still exists belongs to
+ * a process that lost the run (this one holds the run's lease, so that owner is dead or fenced
+ * off): git refuses to move it even with `--force`, so the tree is added detached and the branch
+ * pointed at `commit` with plumbing, leaving that other path untouched.
  */
-export async function addWorktreeTaking(ws: GitOptions, args: readonly string[]): Promise<void> {
-  const first = await git(['worktree', 'add', '-q', ...args], ws);
-  if (first.code === 0) return;
-  if (!/already (checked out|used by worktree)/.test(first.stderr)) {
-    throw new Error(`git worktree add failed (exit ${first.code}): ${first.stderr.trim()}`);
+export async function addWorktreeOn(ws: GitOptions, treePath: string, commit: string, branch: string | null): Promise<void> {
+  if (branch === null) {
+    await gitOk(['worktree', 'add', '-q', '--detach', treePath, commit], ws);
+    return;
   }
+  const add = () => git(['worktree', 'add', '-q', '-B', branch, treePath, commit], ws);
+  let result = await add();
+  if (result.code === 0) return;
+  const elsewhere = /already (checked out|used by worktree)|checked out at/;
+  if (!elsewhere.test(result.stderr)) throw new Error(`git worktree add failed (exit ${result.code}): ${result.stderr.trim()}`);
   await gitOk(['worktree', 'prune'], ws);
-  const second = await git(['worktree', 'add', '-q', ...args], ws);
-  if (second.code === 0) return;
-  await gitOk(['worktree', 'add', '-q', '--force', ...args], ws);
+  result = await add();
+  if (result.code === 0) return;
+  if (!elsewhere.test(result.stderr)) throw new Error(`git worktree add failed (exit ${result.code}): ${result.stderr.trim()}`);
+  await gitOk(['worktree', 'add', '-q', '--detach', treePath, commit], ws);
+  const tree = { ...ws, cwd: treePath };
+  await gitOk(['update-ref', `refs/heads/${branch}`, commit], tree);
+  await gitOk(['symbolic-ref', 'HEAD', `refs/heads/${branch}`], tree);
 }
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyFiles } from '../../../src/actors/workspace/files.ts';
 import { commitTaskTree, prepareTaskTree, removeTaskTree, type TaskTreeOptions } from '../../../src/actors/workspace/task-tree.ts';
-import { mutex, removeTempDirs, repoWith, sh, tempDir } from './helpers.ts';
+import { mutex, removeTempDirs, repoWith, sh, snapshot, tempDir } from './helpers.ts';
 
 afterEach(removeTempDirs);
 
@@ -172,6 +172,40 @@ describe('worktree isolation', () => {
     expect(existsSync(t.path)).toBe(false);
     expect(sh(ws, 'worktree', 'list', '--porcelain')).not.toContain(t.path);
     expect(sh(ws, 'log', '-1', '--format=%s', 'troupe/gone')).toBe('task gone');
+  });
+
+  it('only the latest unmerged attempt is kept as -prev-<n>, and none once the task lands', async () => {
+    const conflicting = async (content: string) => {
+      const [a, b] = await Promise.all([prepareTaskTree(opts(`a${content}`)), prepareTaskTree(opts('b'))]);
+      await write(a.path, 'README.md', `by a ${content}\n`);
+      await write(b.path, 'README.md', `by b ${content}\n`);
+      expect((await commit(`a${content}`)).status).toBe('committed');
+      expect((await commit('b')).status).toBe('conflict');
+    };
+    await conflicting('1');
+    await conflicting('2');
+    await conflicting('3');
+    const branches = () => sh(ws, 'branch', '--list', 'troupe/b*', '--format=%(refname:short)').split('\n');
+    expect(branches()).toEqual(['troupe/b', 'troupe/b-prev-2']);
+    expect(sh(ws, 'show', 'troupe/b-prev-2:README.md')).toBe('by b 2');
+    const retry = await prepareTaskTree(opts('b'));
+    expect(branches()).toEqual(['troupe/b', 'troupe/b-prev-3']);
+    await write(retry.path, 'b.txt', 'b\n');
+    expect((await commit('b')).status).toBe('committed');
+    expect(branches()).toEqual(['troupe/b']);
+  });
+
+  it("takes over a branch still checked out in a dead owner's worktree (another data dir), leaving that tree untouched", async () => {
+    const other = path.join(await tempDir(), 'worktrees', 'project-1');
+    const dead = await prepareTaskTree({ ...opts('t'), worktreesDir: other });
+    await write(dead.path, 'half.txt', 'the dead owner was here\n');
+    const before = snapshot(dead.path);
+    const mine = await prepareTaskTree(opts('t'));
+    expect(path.dirname(mine.path)).toBe(worktreesDir);
+    expect(existsSync(path.join(mine.path, 'half.txt'))).toBe(false);
+    await write(mine.path, 'mine.txt', 'mine\n');
+    expect(await commit('t')).toMatchObject({ status: 'committed', files: ['mine.txt'] });
+    expect(snapshot(dead.path)).toEqual(before);
   });
 
   it('will not delete a directory in the way that is not a worktree', async () => {
