@@ -60,3 +60,18 @@ export function hasUnstorableStrings(value: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * `value` with `storableText` applied to every string in it (keys included): the same value
+ * when nothing needs it. For what is stored as JSON but not kept losslessly (event data).
+ */
+export function storableValue<T>(value: T): T {
+  if (!hasUnstorableStrings(value)) return value;
+  const copy = (v: unknown): unknown => {
+    if (typeof v === 'string') return storableText(v);
+    if (Array.isArray(v)) return v.map(copy);
+    if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, inner]) => [storableText(k), copy(inner)]));
+    return v;
+  };
+  return copy(value) as T;
+}

@@ -5,6 +5,7 @@
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Queryable, Store } from '../db/client.ts';
 import { events as eventsTable } from '../db/schema.ts';
+import { storableValue } from '../safe-text.ts';
 import type { NewEvent, TroupeEvent } from './types.ts';
 
 export const EVENTS_CHANNEL = 'troupe_events';
@@ -36,7 +37,8 @@ export function toEnvelope(row: Row): TroupeEvent {
 export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[], writeKey?: string): Promise<TroupeEvent[]> {
   if (batch.length === 0) return [];
   const payload = JSON.stringify(
-    batch.map((e) => ({ p: e.projectId, r: e.runId ?? null, t: e.taskId ?? null, a: e.agentId ?? null, y: e.type, d: e.data })),
+    // Postgres refuses NUL and lone surrogates in jsonb: event data shows them (U+2400, U+FFFD).
+    batch.map((e) => ({ p: e.projectId, r: e.runId ?? null, t: e.taskId ?? null, a: e.agentId ?? null, y: e.type, d: storableValue(e.data) })),
   );
   // NOTIFY is only a latency hint for other processes (payload: the last seq); PGlite is one process.
   const notify = kind === 'postgres' ? sql`, note as (select pg_notify(${EVENTS_CHANNEL}, max(seq)::text) from ins)` : sql``;

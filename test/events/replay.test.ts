@@ -102,3 +102,13 @@ describe('a write retried after its commit acknowledgement was lost', () => {
     expect((await logOf(projectId)).map((e) => e.type)).toEqual(['run.started', 'run.cancelled']);
   });
 });
+
+describe('event data from outside', () => {
+  it('with NUL or a lone surrogate is stored with them made visible, not refused', async () => {
+    const outbox = new Outbox(store, bus);
+    const projectId = newProject();
+    await outbox.append(event('files.rejected', { attempt: 1, reason: 'bad\0path \ud800', path: 'a\0b' }, { projectId }));
+    const [stored] = await logOf(projectId);
+    expect(stored?.data).toEqual({ attempt: 1, reason: 'bad\u2400path \ufffd', path: 'a\u2400b' });
+  });
+});
