@@ -324,7 +324,7 @@ describe('run leases', () => {
   it('an owner with this host name and pid is alive while its lock is held; once its session closes, its run is adopted without waiting for the lease', async () => {
     const r = await rig();
     await writeFile(r.gate, '');
-    const b = await r.runtime();
+    const b = await r.runtime({ leaseMs: 1500 });
     const id = await r.project({}, ['t'], b);
     // A run of "another container" whose process has our host name and pid.
     const other = `${os.hostname()}:${process.pid}:c0ffee`;

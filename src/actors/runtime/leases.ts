@@ -154,9 +154,11 @@ export class Leases {
 
   /**
    * Owners among `owners` that are gone: their lock is missing and stayed missing for the grace
-   * period while ours was held. With PGlite, every owner not of this process.
+   * period while ours was held (`immediate`: missing now — the scan at start, where a process
+   * restarted after `kill -9` continues its runs before it answers). With PGlite, every owner
+   * not of this process.
    */
-  async dead(owners: readonly string[]): Promise<Set<string>> {
+  async dead(owners: readonly string[], immediate = false): Promise<Set<string>> {
     const others = [...new Set(owners)].filter((o) => o !== this.owner);
     const out = new Set<string>();
     if (others.length === 0) return out;
@@ -167,7 +169,7 @@ export class Leases {
         this.absentSince.delete(o);
         continue;
       }
-      if (this.store.kind !== 'postgres') {
+      if (this.store.kind !== 'postgres' || immediate) {
         out.add(o);
         continue;
       }
@@ -180,8 +182,8 @@ export class Leases {
   }
 
   /** Takes the run if nobody holds it, this process already does, the holder's lease expired, or `deadOwner` (verified dead) holds it. */
-  async claim(runId: string, deadOwner?: string | null): Promise<boolean> {
-    const fromDead = deadOwner && deadOwner !== this.owner && (await this.dead([deadOwner])).has(deadOwner);
+  async claim(runId: string, deadOwner?: string | null, immediate = false): Promise<boolean> {
+    const fromDead = deadOwner && deadOwner !== this.owner && (await this.dead([deadOwner], immediate)).has(deadOwner);
     const rows = await this.db
       .update(runs)
       .set({ owner: this.owner, leaseExpiresAt: this.expiry() })
@@ -226,13 +228,13 @@ export class Leases {
    * dead, or they are this process's own but no lead of it hosts them (`hostedHere` false: the
    * lead ended while its last write failed, or it was stopped when renewals failed).
    */
-  async orphans(hostedHere: (runId: string) => boolean): Promise<RunRow[]> {
+  async orphans(hostedHere: (runId: string) => boolean, immediate = false): Promise<RunRow[]> {
     const active = await this.db
       .select({ run: runs, expired: sql<boolean>`coalesce(${runs.leaseExpiresAt} < now(), true)` })
       .from(runs)
       .where(inArray(runs.status, [...ACTIVE_RUN_STATUSES]));
     const owned = active.filter(({ run }) => run.owner !== null && run.owner !== this.owner).map(({ run }) => run.owner!);
-    const dead = await this.dead(owned);
+    const dead = await this.dead(owned, immediate);
     return active
       .filter(({ run, expired }) => (run.owner === this.owner ? !hostedHere(run.id) : run.owner === null || expired || dead.has(run.owner)))
       .map(({ run }) => run);

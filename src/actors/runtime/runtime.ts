@@ -164,7 +164,7 @@ export class Runtime {
     await this.o.bus.start();
     await this.leases.keepAlive();
     await this.relay.start();
-    if (this.o.resume !== false) await this.adoptOrphans();
+    if (this.o.resume !== false) await this.adoptOrphans(true);
     this.heartbeat = setInterval(() => {
       this.beating ??= this.beat().finally(() => (this.beating = null));
     }, this.leases.tickMs);
@@ -226,16 +226,17 @@ export class Runtime {
     return this.launching.has(runId) || [...this.hosts.values()].some((h) => h.runId === runId);
   }
 
-  private async adoptOrphans(): Promise<void> {
-    for (const run of await this.leases.orphans((id) => this.hosting(id))) {
-      await this.adopt(run).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), runId: run.id }, 'cannot resume run'));
+  /** `atStart`: an owner whose liveness lock is missing is dead at once (no grace: see `Leases.dead`). */
+  private async adoptOrphans(atStart = false): Promise<void> {
+    for (const run of await this.leases.orphans((id) => this.hosting(id), atStart)) {
+      await this.adopt(run, atStart).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), runId: run.id }, 'cannot resume run'));
     }
   }
 
   /** Takes an active run over and hosts its lead here, unless another live process holds it. */
-  private async adopt(run: RunRow): Promise<boolean> {
+  private async adopt(run: RunRow, atStart = false): Promise<boolean> {
     if (this.hosting(run.id)) return true;
-    if (!ACTIVE.has(run.status as RunStatus) || !(await this.leases.claim(run.id, run.owner))) return false;
+    if (!ACTIVE.has(run.status as RunStatus) || !(await this.leases.claim(run.id, run.owner, atStart))) return false;
     const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
     await this.launch(run, start);
     return true;
