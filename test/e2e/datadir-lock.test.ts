@@ -5,14 +5,18 @@
  * starters racing for a stale lock: one serves, the other names it. A busy port fails the start
  * (exit 2) before any run is resumed.
  */
+import { spawn } from 'node:child_process';
 import { lstat, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startScriptedModel, type Reply } from '../../src/scripted-model/server.ts';
 import { listening, troupe, type Proc } from '../support/cli.ts';
 import { moduleWithTest } from '../support/replies.ts';
+
+const LOCK_HOLDER = fileURLToPath(new URL('../support/lock-holder.ts', import.meta.url));
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -122,11 +126,15 @@ describe('one process per PGlite data dir', () => {
   });
 
   it('two starters racing for a stale lock: exactly one serves, the other exits 1 naming it', async () => {
+    // A stale lock, as a kill -9 leaves it (a small process that took the lock, then killed).
     const dataDir = await tempDir();
-    const dead = serve(dataDir);
-    await listening(dead);
-    dead.child.kill('SIGKILL');
-    await dead.exit;
+    const dead = spawn(process.execPath, ['--import', 'tsx', LOCK_HOLDER, dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const deadExit = new Promise((resolve) => dead.on('exit', resolve));
+    dead.stdin.write('lock\n');
+    await new Promise((resolve) => dead.stdout.once('data', resolve));
+    dead.kill('SIGKILL');
+    await deadExit;
+    expect(await lockHolderPid(dataDir)).toBe(dead.pid);
 
     const racers = [serve(dataDir), serve(dataDir)];
     const outcomes = await Promise.all(
