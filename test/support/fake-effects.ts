@@ -20,6 +20,7 @@ import {
   type GenerateInput,
   type GenerateOutput,
   type GiveUpInput,
+  type ReleaseInput,
   type TestInput,
 } from '../../src/machines/worker.ts';
 import { deferred, type Deferred } from './deferred.ts';
@@ -27,7 +28,7 @@ import { deferred, type Deferred } from './deferred.ts';
 /** `review`: tests pass and the change goes to review (it touched a protected file). */
 export type Step = TestStatus | 'invalid' | 'budget' | 'fatal' | 'model_error' | 'rejected' | 'conflict' | 'review';
 
-export type Effect = 'generate' | 'apply' | 'test' | 'correct';
+export type Effect = 'generate' | 'apply' | 'test' | 'correct' | 'release';
 
 export interface FakeScript {
   /** Outcome of the Nth generation of each task key (across retries); the last repeats. Default: ['passed']. */
@@ -39,6 +40,8 @@ export interface FakeScript {
   /** Keys whose apply or correction hangs until released (or aborted). */
   hangApply?: Set<string>;
   hangCorrect?: Set<string>;
+  /** Keys whose release (the cleanup after a cancel) waits until released. */
+  hangRelease?: Set<string>;
   plan?: (input: PlanInput) => Promise<PlanOutput>;
   /** Make the worker's correction guard throw: a bug that crashes the worker actor. */
   crashWorker?: boolean;
@@ -100,6 +103,7 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
   const giveUps: GiveUpInput[] = [];
   const lands: LandInput[] = [];
   const discards: DiscardInput[] = [];
+  const releases: ReleaseInput[] = [];
   const effects: Call[] = [];
   const waiters: { match: (c: Call) => boolean; done: Deferred<Call> }[] = [];
   const generations = new Map<string, number>();
@@ -196,6 +200,10 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
         discards.push(input);
         return { callKey: `k${input.job.review?.attempt ?? 0}` };
       }),
+      release: fromPromise<void, ReleaseInput>(async ({ input, signal }) => {
+        releases.push(input);
+        await hold('release', effects, input.job.key, 0, script.hangRelease?.has(input.job.key) ?? false, signal);
+      }),
     },
   });
 
@@ -241,6 +249,7 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
     giveUps,
     lands,
     discards,
+    releases,
     effects,
     started,
     workerStates,
