@@ -204,6 +204,47 @@ describe('a process with another data dir continues the task', () => {
   });
 });
 
+describe('a change under review, continued by a process with another data dir', () => {
+  const reviewed = async () => {
+    answers.set(generationKey('task-1', 1, 1), answer({ 'package.json': '{"scripts":{}}\n', 'src/x.js': 'one\n' }));
+    const dirA = await tempDir();
+    const fxA = processWith(dirA, answers, []);
+    const { treePath } = await prepare(fxA);
+    await apply(fxA, 1, treePath);
+    const out = await commit(fxA, 1, treePath);
+    expect(out).toMatchObject({ kind: 'review' });
+    const review = (out as unknown as { review: Job['review'] }).review!;
+    return { dirA, treePath, review, before: snapshot(dirA) };
+  };
+
+  it('approved: lands the reviewed commit from its branch', async () => {
+    const { dirA, treePath, review, before } = await reviewed();
+    const fxB = processWith(await tempDir(), answers, []);
+    job = { ...job, mode: 'land', review: { ...review, decision: 'approved' } };
+    const prepared = await prepare(fxB);
+    expect(prepared.treePath).not.toBe(treePath);
+    expect(await run(fxB.land, { agentId, job })).toMatchObject({ kind: 'committed', files: ['package.json', 'src/x.js'] });
+    expect(sh(ws, 'log', '--format=%s')).toBe('T (t)\nbase');
+    expect(snapshot(dirA)).toEqual(before);
+  });
+
+  it('rejected with guidance: the attempt is undone in the rebuilt tree, and the correction builds on what was there before it', async () => {
+    const { dirA, treePath, review, before } = await reviewed();
+    const fxB = processWith(await tempDir(), answers, []);
+    job = { ...job, mode: 'revise', review: { ...review, decision: 'rejected' }, guidance: 'leave package.json alone' };
+    const { treePath: treeB } = await prepare(fxB);
+    await run(fxB.discard, { agentId, job, treePath });
+    expect(existsSync(path.join(treeB, 'src/x.js'))).toBe(false);
+    expect(await readFile(path.join(treeB, 'README.md'), 'utf8')).toBe('base\n');
+    answers.set(generationKey('task-1', 1, 2), answer({ 'src/x.js': 'two\n' }));
+    await apply(fxB, 2, treePath);
+    expect(await commit(fxB, 2, treePath)).toMatchObject({ kind: 'committed', files: ['src/x.js'] });
+    expect(sh(ws, 'show', 'HEAD:src/x.js')).toBe('two');
+    expect(sh(ws, 'ls-tree', '--name-only', 'HEAD')).not.toContain('package.json');
+    expect(snapshot(dirA)).toEqual(before);
+  });
+});
+
 describe('cleanup', () => {
   it('a cancelled task leaves no worktree (its branch stays)', async () => {
     const fx = processWith(await tempDir(), answers, []);
