@@ -20,6 +20,7 @@ import { createStore, type Store } from './db/client.ts';
 import { coerceError } from './errors.ts';
 import { EventBus } from './events/bus.ts';
 import { createApp } from './http/app.ts';
+import { answerClientError } from './http/client-error.ts';
 import { errorBody } from './http/errors.ts';
 import { startInspectorBridge } from './http/inspector-bridge.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -184,6 +185,7 @@ async function runCleanups(cleanups: (() => Promise<void> | void)[], logger: Log
 function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname, port }) as Server;
+    server.on('clientError', answerClientError);
     server.once('listening', () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) => {
       // A busy or forbidden port is a setup problem with one clear line, not a crash.

@@ -4,12 +4,12 @@
  * one error envelope.
  */
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Runtime } from '../actors/runtime/runtime.ts';
 import type { EventBus } from '../events/bus.ts';
 import type { Logger } from '../logger.ts';
+import { limitBody } from './body-limit.ts';
 import { errorBody, handleError } from './errors.ts';
 import { refuseCrossSite, refuseForeignHost, refuseNonJsonBody, refuseNulInUrl } from './exposure.ts';
 import { accessLog, bearerAuth } from './middleware.ts';
@@ -64,13 +64,7 @@ export function createApp(o: AppOptions): App {
     app.get(route, (c) => c.json(errorBody('not_implemented', `${what} is not built yet: use the JSON API under /api (see the README)`), 501));
   }
 
-  app.use(
-    '/api/*',
-    bodyLimit({
-      maxSize: o.bodyLimitBytes ?? 4 * 1024 * 1024,
-      onError: (c) => c.json(errorBody('payload_too_large', `the body is larger than ${o.bodyLimitBytes ?? 4 * 1024 * 1024} bytes`), 413),
-    }),
-  );
+  app.use('/api/*', limitBody(o.bodyLimitBytes ?? 4 * 1024 * 1024));
   if (o.apiToken) app.use('/api/*', bearerAuth(o.apiToken, (path) => STREAM_PATH.test(path)));
   app.use('/api/*', refuseNonJsonBody);
 

@@ -17,7 +17,8 @@
  *    route ever reads input a simple request could send. (`readJsonBody` in validate.ts: also
  *    malformed JSON and NUL inside the body, 400.)
  * 4. NUL in the URL → 400: path parameters and query values end up in git arguments, file paths
- *    and Postgres `text`, where a NUL truncates or fails. Header values need no check: Node's HTTP
+ *    and Postgres `text`, where a NUL truncates or fails. So does percent-encoding that does not
+ *    decode to UTF-8. Header values need no check: Node's HTTP
  *    parser (and the Fetch `Headers` class) refuse NUL in them before we see the request.
  *
  * Stream count limits (too many SSE clients) live with the streams: routes/streams.ts.
@@ -112,15 +113,42 @@ export const refuseNonJsonBody: MiddlewareHandler = async function refuseNonJson
   await next();
 };
 
-/** Threat 4. */
+/**
+ * Threat 4, and malformed escapes beside it: a path segment or query part whose percent-encoding
+ * does not decode (a lone `%`, `%zz`, bytes that are not UTF-8 such as `%ff` or an encoded
+ * surrogate `%ed%a0%80`) → 400 too. Hono would pass such a segment on undecoded, where it can
+ * only miss (404) or, worse, be taken for a different name than the one the client meant.
+ */
 export const refuseNulInUrl: MiddlewareHandler = async function refuseNulInUrlMiddleware(c, next) {
   const url = new URL(c.req.url);
   const details: { path: string; message: string }[] = [];
   // The URL parser percent-encodes a raw NUL, so `%00` is the only spelling left in a path.
   if (/%00/.test(url.pathname)) details.push({ path: '(path)', message: 'must not contain NUL' });
-  for (const [name, value] of url.searchParams) {
-    if (name.includes('\0') || value.includes('\0')) details.push({ path: `query.${name.replaceAll('\0', '\\u0000')}`, message: 'must not contain NUL' });
+  else if (url.pathname.split('/').some((segment) => decoded(segment) === undefined)) details.push({ path: '(path)', message: 'malformed percent-encoding (not UTF-8)' });
+  for (const part of url.search.slice(1).split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = decoded(eq < 0 ? part : part.slice(0, eq));
+    const value = eq < 0 ? '' : decoded(part.slice(eq + 1));
+    const label = `query.${name === undefined ? '(name)' : printable(name)}`;
+    if (name === undefined || value === undefined) details.push({ path: label, message: 'malformed percent-encoding (not UTF-8)' });
+    else if (name.includes('\0') || value.includes('\0')) details.push({ path: label, message: 'must not contain NUL' });
+    if (details.length >= 20) break;
   }
   if (details.length > 0) throw new TroupeError('validation_failed', `invalid URL: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
   await next();
 };
+
+/** A URL component decoded (`+` is a space in a query), or undefined when its escapes do not decode to UTF-8. */
+function decoded(component: string): string | undefined {
+  try {
+    return decodeURIComponent(component.replaceAll('+', ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+function printable(name: string): string {
+  const shown = name.replaceAll('\0', '\\u0000');
+  return shown.length > 100 ? `${shown.slice(0, 100)}…` : shown;
+}

@@ -1,12 +1,12 @@
 /**
- * Validation at the edge: request bodies are JSON (415 otherwise) without NUL, zod schemas through
+ * Validation at the edge: request bodies are UTF-8 JSON (415 otherwise) without NUL or lone surrogates, zod schemas through
  * `@hono/zod-validator`, failures as 400 with one `details` entry per offending field.
  */
 import { zValidator } from '@hono/zod-validator';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { z, ZodType } from 'zod';
 import { issuesOf } from '../domain/inputs.ts';
-import { TroupeError } from '../errors.ts';
+import { TroupeError, coerceError } from '../errors.ts';
 import { HttpRefusal } from './errors.ts';
 
 type Target = 'json' | 'query' | 'param';
@@ -21,52 +21,128 @@ export function isJsonType(contentType: string | undefined): boolean {
 /**
  * The request's body, parsed: `undefined` when there is none. "None" is decided by the bytes, not
  * by headers (a bodiless `curl -X POST` sends no Content-Length at all). A body that is present
- * must be JSON (else 415), well-formed (else 400: the validator would otherwise see `{}` and
- * report the wrong fields), and free of NUL in every string and key (else 400 naming the field:
- * a NUL cuts strings short in C code — git, the file system, Postgres `text` refuses it outright).
- * Hono caches the text, so routes and middleware may all call this.
+ * must be JSON (else 415) in UTF-8 (a `charset` other than UTF-8 → 415; bytes that are not UTF-8
+ * → 400: decoding them leniently would store U+FFFD where the client sent something else),
+ * well-formed (else 400: the validator would otherwise see `{}` and report the wrong fields), no
+ * deeper than `MAX_DEPTH`, and free of NUL and of lone surrogates in every string and key (else
+ * 400 naming the field: a NUL cuts strings short in C code — git, the file system — and Postgres
+ * refuses it in `text`; a lone surrogate `\ud800` has no UTF-8 form, so Postgres refuses it too).
+ * Read once per request (middleware and routes may all call this); Hono caches the bytes, so a
+ * later `c.req.json()` parses the same, checked text.
  */
-export async function readJsonBody(c: Context): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === '') return undefined;
+export function readJsonBody(c: Context): Promise<unknown> {
+  let read = bodies.get(c.req.raw);
+  if (!read) {
+    read = parseBody(c);
+    bodies.set(c.req.raw, read);
+  }
+  return read;
+}
+
+const bodies = new WeakMap<Request, Promise<unknown>>();
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+async function parseBody(c: Context): Promise<unknown> {
+  let bytes: ArrayBuffer;
+  try {
+    bytes = await c.req.arrayBuffer();
+  } catch (e) {
+    // The client went away mid-body (or sent a broken chunked encoding): nothing to answer, and no fault of ours.
+    throw new TroupeError('validation_failed', 'the request body could not be read to its end', [{ path: '(body)', message: coerceError(e).message }]);
+  }
+  if (bytes.byteLength === 0) return undefined;
   const type = c.req.header('content-type');
   if (!isJsonType(type)) {
+    // Only whitespace is no body either; anything else needs the type.
+    if (/^[\s]*$/.test(Buffer.from(bytes).toString('latin1'))) return undefined;
     throw new HttpRefusal(415, 'unsupported_media_type', `the body must be JSON (Content-Type: application/json), not ${type?.split(';')[0]!.trim() || '(none)'}`);
   }
+  const charset = charsetOf(type!);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new HttpRefusal(415, 'unsupported_media_type', `the body must be UTF-8 JSON, not charset ${JSON.stringify(charset.slice(0, 40))}`);
+  }
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new TroupeError('validation_failed', 'the request body is not valid UTF-8', [{ path: '(body)', message: 'not valid UTF-8' }]);
+  }
+  if (text.trim() === '') return undefined;
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw new TroupeError('validation_failed', 'Malformed JSON in request body', [{ path: '(body)', message: 'not valid JSON' }]);
   }
-  // In JSON text a NUL can only be written as the escape \u0000: without one, there is nothing to walk.
-  if (text.includes('\\u0000')) {
-    const details = nulFields(body);
-    if (details.length > 0) throw new TroupeError('validation_failed', `invalid body: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
-  }
+  const details = badFields(body);
+  if (details.length > 0) throw new TroupeError('validation_failed', `invalid body: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
   return body;
 }
 
-const MAX_NUL_DETAILS = 20;
+/** The `charset` parameter of a media type, lower-cased and unquoted; undefined without one. */
+function charsetOf(contentType: string): string | undefined {
+  const m = /;\s*charset\s*=\s*("?)([^";]*)\1\s*(?:;|$)/i.exec(contentType);
+  return m ? m[2]!.trim().toLowerCase() : undefined;
+}
 
-/** Every string value or key containing NUL, by field path (`tasks.0.description`). Iterative: a deep body must not overflow the stack. */
-export function nulFields(value: unknown): { path: string; message: string }[] {
+const MAX_DETAILS = 20;
+/** Deeper than any body a route takes (a create body is four levels): refused before a schema or a driver recurses into it. */
+export const MAX_DEPTH = 32;
+const MAX_PATH_CHARS = 200;
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Why a string may not come in, or undefined. With the `u` flag a surrogate pair is one code point, so only a lone half matches. */
+export function badString(s: string): string | undefined {
+  if (s.includes('\0')) return 'must not contain NUL';
+  if (LONE_SURROGATE.test(s)) return 'must not contain a lone surrogate (not valid Unicode)';
+  return undefined;
+}
+
+/**
+ * Every string value or key that `badString` refuses, by field path (`tasks.0.description`), and
+ * nesting beyond `MAX_DEPTH`. Iterative, and a path is spelled out only for a finding: a deep body
+ * must neither overflow the stack nor cost time quadratic in its depth.
+ */
+export function badFields(value: unknown): { path: string; message: string }[] {
   const found: { path: string; message: string }[] = [];
-  const stack: [unknown, string[]][] = [[value, []]];
-  while (stack.length > 0 && found.length < MAX_NUL_DETAILS) {
-    const [v, at] = stack.pop()!;
+  // Each node keeps its parent and its key, so a path is built only when it is reported.
+  const nodes: { parent: number; key: string }[] = [{ parent: -1, key: '' }];
+  const stack: [unknown, number, number][] = [[value, 0, 0]];
+  const pathOf = (node: number, key?: string): string => {
+    const keys: string[] = key === undefined ? [] : [key];
+    for (let n = node; n > 0; n = nodes[n]!.parent) keys.push(nodes[n]!.key);
+    const path = keys.reverse().join('.') || '(body)';
+    return path.length > MAX_PATH_CHARS ? `${path.slice(0, MAX_PATH_CHARS)}…` : path;
+  };
+  while (stack.length > 0 && found.length < MAX_DETAILS) {
+    const [v, node, depth] = stack.pop()!;
     if (typeof v === 'string') {
-      if (v.includes('\0')) found.push({ path: at.join('.') || '(body)', message: 'must not contain NUL' });
+      const why = badString(v);
+      if (why) found.push({ path: pathOf(node), message: why });
     } else if (typeof v === 'object' && v !== null) {
+      if (depth >= MAX_DEPTH) {
+        found.push({ path: pathOf(node), message: `nested deeper than ${MAX_DEPTH} levels` });
+        continue;
+      }
       const entries: [string, unknown][] = Array.isArray(v) ? (v as unknown[]).map((item, i) => [String(i), item]) : Object.entries(v);
       for (let i = entries.length - 1; i >= 0; i--) {
         const [key, item] = entries[i]!;
-        if (key.includes('\0')) found.push({ path: [...at, key.replaceAll('\0', '\\u0000')].join('.'), message: 'field name must not contain NUL' });
-        else stack.push([item, [...at, key]]);
+        const why = badString(key);
+        if (why) {
+          found.push({ path: pathOf(node, printable(key)), message: `field name ${why}` });
+          continue;
+        }
+        nodes.push({ parent: node, key });
+        stack.push([item, nodes.length - 1, depth + 1]);
       }
     }
   }
   return found;
+}
+
+/** A key as it may be shown in `details`: NUL and lone surrogates spelled as JSON escapes. */
+function printable(key: string): string {
+  return key.replace(/\0|\p{Surrogate}/gu, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Route middleware: a body that is present must be JSON, well-formed and NUL-free (see `readJsonBody`). */
