@@ -278,7 +278,15 @@ async function commitShared(o: CommitOptions, message: string): Promise<CommitRe
     if (files.length === 0) return { status: 'committed', sha: await head(), files: [], message };
     await stage(ws, o.workspace, files);
     const changed = splitZ(await gitOk(['--literal-pathspecs', 'diff', '--cached', '--name-only', '-z', 'HEAD', '--', ...files], ws));
-    if (changed.length === 0) return { status: 'committed', sha: await head(), files: [], message };
+    if (changed.length === 0) {
+      // Committed already, by this step before a crash: the same commit, recognised, not told twice.
+      const sha = await head();
+      if ((await gitOk(['log', '-1', '--format=%B', sha], ws)).trim() === message) {
+        const mine = splitZ(await gitOk(['diff-tree', '--no-commit-id', '--name-only', '-r', '-z', '--root', sha], ws));
+        return { status: 'committed', sha, files: mine, message, replayed: true };
+      }
+      return { status: 'committed', sha, files: [], message };
+    }
     await gitOk(['--literal-pathspecs', 'commit', '-q', '--no-verify', '-m', message, '--', ...changed], ws);
     return { status: 'committed', sha: await head(), files: changed, message };
   });
@@ -348,13 +356,24 @@ export async function discardWorktree(o: TaskTreeOptions, treePath: string): Pro
   const ws = gitOptions(o, o.workspace);
   await git(['worktree', 'remove', '--force', '--force', treePath], ws);
   const marker = await lstat(path.join(treePath, '.git')).catch(() => null);
-  if (marker?.isFile() || (await readdir(treePath).catch(() => null))?.length === 0) {
+  if (marker?.isFile() || (await readdir(treePath).catch(() => null))?.length === 0 || (await registeredWorktree(ws, treePath))) {
     await rm(treePath, { recursive: true, force: true });
   } else if (await exists(treePath)) {
     throw new Error(`refusing to remove ${treePath}: it is not a Troupe worktree`);
   }
   await gitOk(['worktree', 'prune'], ws);
   await rm(progressFile(treePath), { force: true });
+}
+
+/**
+ * Whether git still lists `treePath` as a worktree of the repository: a removal killed half-way
+ * (git deletes the files first, the record last) leaves a directory without its `.git` file.
+ */
+async function registeredWorktree(ws: GitOptions, treePath: string): Promise<boolean> {
+  const list = await git(['worktree', 'list', '--porcelain', '-z'], ws);
+  if (list.code !== 0) return false;
+  const real = path.resolve(treePath);
+  return splitZ(list.stdout).some((line) => line === `worktree ${real}`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyFiles } from '../../../src/actors/workspace/files.ts';
@@ -208,6 +208,16 @@ describe('worktree isolation', () => {
     expect(snapshot(dead.path)).toEqual(before);
   });
 
+  it('recreates a worktree whose removal was killed half-way (files left, its .git file gone)', async () => {
+    const tree = await prepareTaskTree(opts('half'));
+    await write(tree.path, 'left.txt', 'left\n');
+    await rm(path.join(tree.path, '.git'));
+    const again = await prepareTaskTree(opts('half'));
+    expect(again.path).toBe(tree.path);
+    expect(existsSync(path.join(again.path, 'left.txt'))).toBe(false);
+    expect(existsSync(path.join(again.path, 'README.md'))).toBe(true);
+  });
+
   it('will not delete a directory in the way that is not a worktree', async () => {
     await mkdir(path.join(worktreesDir, 'mine'), { recursive: true });
     await writeFile(path.join(worktreesDir, 'mine', 'precious.txt'), 'keep me\n');
@@ -263,6 +273,15 @@ describe('shared mode', () => {
     expect(sh(dir, 'rev-list', '--count', `${base}..HEAD`)).toBe('1');
     expect(sh(dir, 'show', '--name-status', '--format=', 'HEAD').split('\n')).toEqual(['A\t*.md', 'A\ta.txt', 'M\tb.txt', 'D\tc.txt']);
     expect(sh(dir, 'status', '--porcelain').split('\n')).toEqual(['M  other.txt', '?? notes.md']);
+  });
+
+  it('committing again after a crash that followed the commit recognises it: same sha and files, no new commit', async () => {
+    const dir = await repoWith({ 'b.txt': 'b\n' });
+    expect((await applyFiles(dir, [{ path: 'a.txt', action: 'create', content: 'a\n' }])).ok).toBe(true);
+    const first = await commitTaskTree(shared(dir, ['a.txt']));
+    expect(first).toMatchObject({ status: 'committed', files: ['a.txt'] });
+    expect(await commitTaskTree(shared(dir, ['a.txt']))).toEqual({ ...first, replayed: true });
+    expect(sh(dir, 'rev-list', '--count', 'HEAD')).toBe('2');
   });
 
   it('with no files listed, commits nothing', async () => {
