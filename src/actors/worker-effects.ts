@@ -148,7 +148,8 @@ async function skipUnapplied(options: TaskTreeOptions, job: Job, attempt: number
 }
 
 export function createWorkerEffects(deps: WorkerEffectDeps) {
-  const ensure = (job: Job, want: EnsureOptions, signal: AbortSignal) => ensureTaskTree(deps, job, treeOptions(deps, job, signal), want, signal);
+  const trees = { ...deps, usedTrees: new Set<string>() };
+  const ensure = (job: Job, want: EnsureOptions, signal: AbortSignal) => ensureTaskTree(trees, job, treeOptions(deps, job, signal), want, signal);
   return {
     prepare: fromPromise<PrepareOutput, PrepareInput>(async ({ input, signal }) => {
       const { job } = input;
@@ -180,7 +181,7 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       const scope = scopeOf(input.job, input.agentId);
       const options = treeOptions(deps, input.job, signal);
       const treePath = await ensure(input.job, wanted(input.job, input.attempt, false), signal);
-      const result = await applyAnswer(deps, input.job, input.attempt, treePath, signal);
+      const result = await applyAnswer(trees, input.job, input.attempt, treePath, signal);
       if (!result.ok && result.fatal) throw new Fault(result.reason, true);
       await noteApplied(input.job, options, input.attempt);
       if (!result.ok) {

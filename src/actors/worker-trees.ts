@@ -26,6 +26,8 @@ export interface TreeDeps {
   tasks: TaskReader;
   /** `<dataDir>/attempts` of this process. */
   attemptsRoot: string;
+  /** Trees these effects have used since they were made (one set per process life). */
+  usedTrees: Set<string>;
 }
 
 /** Where the attempts of a task are kept (see `attempts.ts`). */
@@ -86,7 +88,10 @@ export async function ensureTaskTree(deps: TreeDeps, job: Job, options: TaskTree
   if (options.isolation === 'shared') return job.settings.workspace;
   const existing = await existingTaskTree(options);
   const progress = existing === null ? null : await readTreeProgress(options);
-  if (existing !== null && progress?.epoch === job.epoch && progress.attempt === want.upto) return existing;
+  if (existing !== null && progress?.epoch === job.epoch && progress.attempt === want.upto) {
+    await clearStaleIndexLock(deps.usedTrees, existing);
+    return existing;
+  }
   const rebuilt = await rebuildTaskTree(options, await commitMessage(deps.tasks, job));
   const root = taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId);
   for (let attempt = 1; attempt <= want.upto; attempt++) {
@@ -96,7 +101,22 @@ export async function ensureTaskTree(deps: TreeDeps, job: Job, options: TaskTree
   }
   await attachTaskBranch(options, rebuilt);
   await writeTreeProgress(options, { epoch: job.epoch, attempt: want.upto });
+  deps.usedTrees.add(rebuilt.path);
   return rebuilt.path;
+}
+
+/**
+ * A git process killed with the service (`kill -9` during a commit) leaves the tree's
+ * `index.lock`, and every later git command in that tree fails. The tree is under this process's
+ * own data dir (one process per data dir), so a lock found before this process first used the
+ * tree is left by an earlier life: it is removed.
+ */
+async function clearStaleIndexLock(used: Set<string>, tree: string): Promise<void> {
+  if (used.has(tree)) return;
+  used.add(tree);
+  const pointer = await fs.readFile(path.join(tree, '.git'), 'utf8').catch(() => '');
+  const gitdir = /^gitdir: (.+)$/m.exec(pointer)?.[1]?.trim();
+  if (gitdir) await fs.rm(path.resolve(tree, gitdir, 'index.lock'), { force: true });
 }
 
 /** Notes that the tree now holds attempt `attempt` (applied or refused). */

@@ -7,7 +7,7 @@
  * leaves behind.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { createActor, toPromise, type AnyActorLogic } from 'xstate';
@@ -158,6 +158,18 @@ describe('a step run again after the task landed', () => {
     await apply(fx, 2, treePath);
     expect(await commit(fx, 2, treePath)).toEqual(first);
     expect(sh(ws, 'log', '--format=%s')).toBe('T (t)\nbase');
+  });
+});
+
+describe('a restart on the same data dir', () => {
+  it("a git lock left in the task's tree by a process killed mid-commit is cleared by the next life", async () => {
+    const dir = await tempDir();
+    const first = processWith(dir, answers, []);
+    const { treePath } = await prepare(first);
+    await apply(first, 1, treePath);
+    await writeFile(path.join(sh(treePath, 'rev-parse', '--absolute-git-dir'), 'index.lock'), '');
+    const second = processWith(dir, answers, []);
+    expect(await commit(second, 1, treePath)).toMatchObject({ kind: 'committed', files: ['src/x.js'] });
   });
 });
 
