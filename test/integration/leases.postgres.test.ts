@@ -335,6 +335,8 @@ describe('run leases', () => {
     // Past the grace period (3 ticks of 500 ms) and two heartbeats, B still leaves it alone.
     await sleep(2500);
     expect(b.runtime.host(id)).toBeUndefined();
+    expect(r.model.requests).toHaveLength(0);
+    expect(await r.store.db.select({ owner: runs.owner }).from(runs).where(eq(runs.id, runId))).toEqual([{ owner: other }]);
     expect(b.runtime.leases.graceMs + 2 * b.runtime.leases.tickMs).toBeLessThanOrEqual(2500);
     expect(await b.runtime.leases.isAlive(other)).toBe(true);
     expect((await b.runtime.leases.dead([other])).size).toBe(0);
