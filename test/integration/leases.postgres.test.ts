@@ -258,6 +258,25 @@ describe('run leases', () => {
     expect(r.model.requests).toHaveLength(3);
   });
 
+  it("raising the budget through the non-owner resumes the owner's blocked run", async () => {
+    const r = await rig();
+    const a = await r.runtime();
+    const b = await r.runtime();
+    await writeFile(r.gate, '');
+    // One default answer costs $0.0096: the first call spends the budget.
+    const id = await r.project({ config: { maxConcurrency: 1, budgetUsd: 0.005 } }, ['a', 'b'], a);
+    const run = await a.runtime.startRun(id);
+    await waitFor(a.bus, id, (e) => e.type === 'run.blocked' && e.runId === run.id);
+    expect(r.model.requests).toHaveLength(1);
+
+    const patched = await b.runtime.updateProject(id, { config: { budgetUsd: 1 } });
+    expect(patched.config.budgetUsd).toBe(1);
+    const done = await waitFor(b.bus, id, (e) => e.type === 'run.completed');
+    expect(done.runId).toBe(run.id);
+    expect(b.runtime.host(id)).toBeUndefined();
+    expect(r.model.requests).toHaveLength(2);
+  });
+
   it('a process whose run was taken over writes nothing more for it and stops its test process', async () => {
     const r = await rig();
     const a = await r.runtime();
