@@ -17,7 +17,7 @@ import { randomInt } from 'node:crypto';
 import type { EventSourceMessage } from 'eventsource-parser';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { MessagesRequest } from '../../src/scripted-model/server.ts';
+import type { MessagesRequest, Reply } from '../../src/scripted-model/server.ts';
 import { moduleWithTest } from '../support/replies.ts';
 import { sse, type SseClient } from '../support/service.ts';
 import { crash, startRig, until, type Instance, type Rig } from './support.ts';
@@ -77,10 +77,13 @@ function graph(run: number) {
   ];
 }
 
-/** Task `*-c` answers wrong on its first attempt (its test fails, a correction follows). */
-const respond = (req: MessagesRequest) => {
+/**
+ * Task `*-c` answers wrong on its first attempt (its test fails, a correction follows). Every
+ * answer takes 150 ms, so that kills also land inside model calls.
+ */
+const respond = (req: MessagesRequest): Reply => {
   const key = req.taskKey!;
-  return key.endsWith('-c') && req.attempt === 1 ? moduleWithTest(key, 'wrong', 'ok') : moduleWithTest(key, 'ok');
+  return { kind: 'delay', ms: 150, then: key.endsWith('-c') && req.attempt === 1 ? moduleWithTest(key, 'wrong', 'ok') : moduleWithTest(key, 'ok') };
 };
 
 interface LogEvent {
@@ -293,6 +296,10 @@ describe('crash campaign', () => {
     }
     await crash(instance);
     await noOrphans(r.dataDir);
-    console.log(`crash campaign: ${kills} kill -9 points survived in ${Date.now() - started} ms; ${lostInFlight} answer(s) lost in flight to a kill and asked again (seed ${SEED})`);
+    const cutOff = r.model.requests.filter((q) => q.abortedAt !== null).length;
+    console.log(
+      `crash campaign: ${kills} kill -9 points survived in ${Date.now() - started} ms; ${cutOff} model call(s) cut off by a kill; ` +
+        `${lostInFlight} answer(s) lost in flight to a kill and asked again (seed ${SEED})`,
+    );
   });
 });
