@@ -39,10 +39,20 @@ export function splitCommand(line: string): { ok: true; argv: string[] } | { ok:
   return { ok: true, argv };
 }
 
+/** A NUL or a lone UTF-16 surrogate (with the `u` flag a well-formed pair is one code point and does not match). */
+const UNSTORABLE = /\0|\p{Surrogate}/u;
+
+/**
+ * A string that can be stored and passed on: no NUL (it cuts strings short in git and file paths,
+ * and Postgres refuses it) and no lone surrogate (no UTF-8 form; Postgres refuses it in `jsonb`).
+ * The HTTP edge refuses both before a schema runs; this holds for plan files too.
+ */
+export const text = () => z.string().refine((s) => !UNSTORABLE.test(s), { message: 'must not contain NUL or a lone surrogate' });
+
 export const testCommandSchema = z
   .union([
-    z.string().trim().min(1).max(LIMITS.argChars),
-    z.array(z.string().min(1).max(LIMITS.argChars)).min(1).max(LIMITS.argvItems),
+    text().trim().min(1).max(LIMITS.argChars),
+    z.array(text().min(1).max(LIMITS.argChars)).min(1).max(LIMITS.argvItems),
   ])
   .transform((value, ctx) => {
     if (Array.isArray(value)) return value;
@@ -52,7 +62,7 @@ export const testCommandSchema = z
     return z.NEVER;
   });
 
-const modelName = z.string().min(1).max(100);
+const modelName = text().min(1).max(100);
 
 export const modelsSchema = z.strictObject({
   lead: modelName.optional(),
@@ -76,7 +86,7 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   review: z.enum(['protected', 'always', 'never']).optional(),
-  protectedPaths: z.array(z.string().min(1).max(500)).max(200).optional(),
+  protectedPaths: z.array(text().min(1).max(500)).max(200).optional(),
 });
 export type ConfigInput = z.infer<typeof configSchema>;
 
@@ -176,11 +186,11 @@ export function fillConfig(input: ConfigInput | undefined, isGit: boolean, base?
 }
 
 export const taskInputSchema = z.strictObject({
-  key: z.string().regex(TASK_KEY, 'must match [A-Za-z0-9._-]{1,64}'),
-  title: z.string().trim().min(1).max(200),
-  description: z.string().max(LIMITS.descriptionChars),
+  key: text().regex(TASK_KEY, 'must match [A-Za-z0-9._-]{1,64}'),
+  title: text().trim().min(1).max(200),
+  description: text().max(LIMITS.descriptionChars),
   agentType: z.enum(AGENT_TYPES).optional(),
-  dependsOn: z.array(z.string().min(1).max(64)).max(200).default([]),
+  dependsOn: z.array(text().min(1).max(64)).max(200).default([]),
   priority: z.number().int().min(0).max(4).default(2),
 });
 export type TaskInput = z.infer<typeof taskInputSchema>;
@@ -190,10 +200,10 @@ export const addTasksSchema = z.strictObject({
 });
 
 export const createProjectSchema = z.strictObject({
-  name: z.string().trim().min(1).max(100),
+  name: text().trim().min(1).max(100),
   testCommand: testCommandSchema,
-  workspace: z.string().min(1).max(4096).optional(),
-  goal: z.string().trim().min(1).max(LIMITS.goalChars).optional(),
+  workspace: text().min(1).max(4096).optional(),
+  goal: text().trim().min(1).max(LIMITS.goalChars).optional(),
   config: configSchema.optional(),
 });
 export type CreateProjectInput = z.input<typeof createProjectSchema>;
@@ -201,7 +211,7 @@ export type CreateProject = z.output<typeof createProjectSchema>;
 
 export const patchProjectSchema = z
   .strictObject({
-    name: z.string().trim().min(1).max(100).optional(),
+    name: text().trim().min(1).max(100).optional(),
     testCommand: testCommandSchema.optional(),
     config: configSchema.optional(),
   })
@@ -213,7 +223,7 @@ export const planFileSchema = createProjectSchema.extend({
   tasks: z.array(taskInputSchema).max(LIMITS.tasksPerRequest).optional(),
 });
 
-export const retrySchema = z.strictObject({ guidance: z.string().trim().min(1).max(LIMITS.guidanceChars).optional() });
+export const retrySchema = z.strictObject({ guidance: text().trim().min(1).max(LIMITS.guidanceChars).optional() });
 
 /** Zod issues as `details`: one entry per offending field. */
 export function issuesOf(error: z.ZodError): { path: string; message: string }[] {
