@@ -90,32 +90,39 @@ export class Leases {
 
   /**
    * Takes (or checks) this runtime's liveness lock. Called at start and on every tick: a session
-   * lost to a Postgres restart or a network cut is replaced and the lock taken again.
+   * lost to a Postgres restart or a network cut is replaced and the lock taken again. Each step
+   * is time-bounded: a query on a connection that died may never answer.
    */
   async keepAlive(): Promise<void> {
     if (this.store.kind !== 'postgres' || this.stopped) return;
     const key = ownerLockKey(this.owner).toString();
+    const limit = Math.max(1000, 3 * this.tickMs);
     if (this.session) {
-      try {
-        const [row] = await this.session<{ held: boolean }[]>`
+      const session = this.session;
+      const held = await within(
+        session<{ held: boolean }[]>`
           select exists(select 1 from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted
-            and objsubid = 1 and ((classid::int8 << 32) | objid::int8) = ${key}::int8) as held`;
-        if (row?.held) return;
-      } catch {
-        // The session is gone: take a new one below.
-      }
-      this.dropSession();
+            and objsubid = 1 and ((classid::int8 << 32) | objid::int8) = ${key}::int8) as held`,
+        limit,
+      ).then(
+        (rows) => rows[0]?.held === true,
+        () => false,
+      );
+      if (held) return;
+      this.dropSession(limit);
     }
     const client = (this.db as unknown as { $client: Sql }).$client;
-    const session = await client.reserve();
+    const session = await within(client.reserve(), limit);
+    let ok = false;
     try {
-      const [row] = await session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}::int8) as ok`;
-      if (!row?.ok) throw new Error(`the liveness lock of owner ${this.owner} is held by another session`);
+      const [row] = await within(session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}::int8) as ok`, limit);
+      ok = row?.ok === true;
     } catch (e) {
       session.release();
       throw coerceError(e);
     }
-    if (this.stopped) {
+    // Not ok: an earlier session of ours, not yet closed, still holds it (others see us alive); retried next tick.
+    if (!ok || this.stopped) {
       session.release();
       return;
     }
@@ -123,16 +130,15 @@ export class Leases {
     this.lockedSince = Date.now();
   }
 
-  private dropSession(): void {
+  private dropSession(limit = 1000): void {
     const session = this.session;
     this.session = null;
     this.lockedSince = null;
     if (!session) return;
-    // Unlock before the connection goes back to the pool (a dead one just fails here).
-    session`select pg_advisory_unlock_all()`.then(
-      () => session.release(),
-      () => session.release(),
-    );
+    // Unlock before the connection goes back to the pool (a dead one fails or never answers).
+    void within(session`select pg_advisory_unlock_all()`, limit)
+      .catch(() => undefined)
+      .finally(() => session.release());
   }
 
   /** Which of `owners` are alive: their liveness lock is held now (with PGlite: a runtime of this process). */
@@ -261,4 +267,22 @@ export class Leases {
       this.dropSession();
     }
   }
+}
+
+/** `work`, or a rejection once `ms` passed. */
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(coerceError(e));
+      },
+    );
+  });
 }

@@ -102,6 +102,7 @@ export class Runtime {
   private heartbeat: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | null = null;
+  private keeping: Promise<void> | null = null;
   private readonly relay: ControlRelay;
   private readonly fence: RunFence;
   /** Runs being launched here (claimed, lead not yet hosted): not orphans. */
@@ -176,11 +177,11 @@ export class Runtime {
 
   /** One heartbeat: keep the liveness lock, renew the leases held, let go of runs lost to another process, adopt orphans. */
   private async beat(): Promise<void> {
-    try {
-      await this.leases.keepAlive();
-    } catch (e) {
-      this.o.logger.warn({ err: coerceError(e) }, 'cannot take the liveness lock');
-    }
+    // Apart from the beat: a session that died may take a while to be replaced.
+    this.keeping ??= this.leases
+      .keepAlive()
+      .catch((e: unknown) => this.o.logger.warn({ err: coerceError(e) }, 'cannot take the liveness lock'))
+      .finally(() => (this.keeping = null));
     try {
       const hosted = [...this.hosts.values()];
       const sent = Date.now();
@@ -249,6 +250,7 @@ export class Runtime {
       clearInterval(this.heartbeat);
       clearInterval(this.fenceTimer);
       await this.beating;
+      await this.keeping;
       await this.relay.stop();
       await Promise.all([...this.hosts.values()].map((h) => h.stop()));
       this.hosts.clear();
