@@ -370,6 +370,30 @@ describe('run leases', () => {
     expect(adoptMs).toBeLessThan(b.runtime.leases.graceMs + 3 * b.runtime.leases.tickMs);
   });
 
+  it('an owner whose lock session was cut (a Postgres restart, a proxy) takes its lock back before anyone adopts its run', async () => {
+    const r = await rig();
+    const a = await r.runtime({ leaseMs: 1500 });
+    const b = await r.runtime({ leaseMs: 1500 });
+    const id = await r.project({}, ['t'], a);
+    const run = await a.runtime.startRun(id);
+    await until(async () => (await r.pids()).length === 1, 'the test process');
+
+    const key = ownerLockKey(a.runtime.leases.owner).toString();
+    await r.store.db.execute(
+      sql`select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and objsubid = 1 and ((classid::int8 << 32) | objid::int8) = ${key}::int8`,
+    );
+    await until(async () => !(await b.runtime.leases.isAlive(a.runtime.leases.owner)), "A's lock to be gone");
+    await until(() => b.runtime.leases.isAlive(a.runtime.leases.owner), 'A to take its lock back');
+    // Past the grace period (3 ticks of 500 ms) and two heartbeats: still A's.
+    await sleep(2500);
+    expect(b.runtime.host(id)).toBeUndefined();
+    expect(a.runtime.host(id)?.runId).toBe(run.id);
+    expect(await r.pids()).toHaveLength(1);
+    await writeFile(r.gate, '');
+    expect((await waitFor(a.bus, id, (e) => e.type === 'run.completed')).runId).toBe(run.id);
+    expect(r.model.requests).toHaveLength(1);
+  });
+
   it('a delete racing a start never deletes a run whose lead runs', async () => {
     const r = await rig();
     const a = await r.runtime();
