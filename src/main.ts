@@ -20,7 +20,7 @@ import { createStore, type Store } from './db/client.ts';
 import { coerceError } from './errors.ts';
 import { EventBus } from './events/bus.ts';
 import { createApp } from './http/app.ts';
-import { answerClientError } from './http/client-error.ts';
+import { answerClientError, refuseConnect } from './http/client-error.ts';
 import { errorBody } from './http/errors.ts';
 import { startInspectorBridge } from './http/inspector-bridge.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -186,6 +186,7 @@ function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, p
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname, port }) as Server;
     server.on('clientError', answerClientError);
+    server.on('connect', refuseConnect);
     server.once('listening', () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) => {
       // A busy or forbidden port is a setup problem with one clear line, not a crash.

@@ -184,9 +184,15 @@ function exchange(port: number, r: RawRequest): Promise<RawResponse | null> {
     };
     const parse = (final: boolean): RawResponse | null | undefined => {
       const all = Buffer.concat(chunks);
-      const end = all.indexOf('\r\n\r\n');
+      // Interim answers (`100 Continue` to `Expect: 100-continue`) come before the response.
+      let at = 0;
+      let end = all.indexOf('\r\n\r\n');
+      while (end >= 0 && /^HTTP\/1\.[01] 1\d\d /.test(all.subarray(at, at + 13).toString('latin1'))) {
+        at = end + 4;
+        end = all.indexOf('\r\n\r\n', at);
+      }
       if (end < 0) return final ? null : undefined;
-      const { status, headers } = parseHead(all.subarray(0, end).toString('latin1'));
+      const { status, headers } = parseHead(all.subarray(at, end).toString('latin1'));
       const rest = all.subarray(end + 4);
       if (headers['content-type']?.startsWith('text/event-stream') || r.method === 'HEAD' || status === 204 || status === 304) return { status, headers, body: Buffer.alloc(0) };
       if (headers['content-length'] !== undefined) {
@@ -412,7 +418,7 @@ const KINDS: Record<string, Kind> = {
     return { label: 'junk query', method: route.method, target: fillPath(g, route, false) + fillQuery(g, route, true), headers: [] };
   },
   method(g, route) {
-    const method = g.pick(['PUT', 'TRACE', 'OPTIONS', 'HEAD', 'PROPFIND', 'PATCH', 'DELETE', 'POST', 'GET', 'PURGE', 'LINK', 'SEARCH']);
+    const method = g.pick(['PUT', 'TRACE', 'OPTIONS', 'HEAD', 'PROPFIND', 'PATCH', 'DELETE', 'POST', 'GET', 'PURGE', 'LINK', 'SEARCH', 'CONNECT', 'get', 'FOO', 'M-SEARCH']);
     return { label: `method ${method}`, method, target: fillPath(g, route, false, method), headers: [] };
   },
   headers(g, route) {
@@ -426,6 +432,10 @@ const KINDS: Record<string, Kind> = {
       ['Authorization', 'Bearer \u00ff'],
       ['Accept', 'text/event-stream'],
       ['Content-Type', 'text/plain'],
+      ['Upgrade', 'websocket'],
+      ['Expect', '100-continue'],
+      ['Transfer-Encoding', 'gzip'],
+      ['X-Junk', 'a'.repeat(20_000)],
     ]);
     const body = route.body?.();
     const headers: [string, string][] = body ? [...JSON_HEADERS, header] : [header];
