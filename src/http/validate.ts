@@ -40,6 +40,8 @@ export function readJsonBody(c: Context): Promise<unknown> {
 }
 
 const bodies = new WeakMap<Request, Promise<unknown>>();
+/** JSON is UTF-8 (RFC 8259); ASCII is a subset of it. */
+const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 async function parseBody(c: Context): Promise<unknown> {
@@ -58,7 +60,7 @@ async function parseBody(c: Context): Promise<unknown> {
     throw new HttpRefusal(415, 'unsupported_media_type', `the body must be JSON (Content-Type: application/json), not ${type?.split(';')[0]!.trim() || '(none)'}`);
   }
   const charset = charsetOf(type!);
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+  if (charset !== undefined && !UTF8_CHARSETS.has(charset)) {
     throw new HttpRefusal(415, 'unsupported_media_type', `the body must be UTF-8 JSON, not charset ${JSON.stringify(charset.slice(0, 40))}`);
   }
   let text: string;
@@ -145,7 +147,7 @@ function printable(key: string): string {
   return key.replace(/\0|\p{Surrogate}/gu, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Route middleware: a body that is present must be JSON, well-formed and NUL-free (see `readJsonBody`). */
+/** Route middleware: a body that is present must be UTF-8 JSON, well-formed, not too deep, without NUL or lone surrogates (see `readJsonBody`). */
 export const requireJson: MiddlewareHandler = async function requireJson(c, next) {
   await readJsonBody(c);
   await next();
