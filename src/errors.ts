@@ -75,6 +75,8 @@ export type ErrorCode =
   | 'unprocessable'
   | 'sandbox_unavailable'
   | 'not_implemented'
+  | 'owner_unavailable'
+  | 'unavailable'
   | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -86,6 +88,10 @@ const STATUS: Record<ErrorCode, number> = {
   unprocessable: 422,
   sandbox_unavailable: 422,
   not_implemented: 501,
+  /** A control request carried to the run's owner found no answer in time. */
+  owner_unavailable: 503,
+  /** The database is briefly out of reach (restart, lost connection): try again shortly. */
+  unavailable: 503,
   internal: 500,
 };
 

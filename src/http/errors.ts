@@ -5,6 +5,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { isTransientDbError } from '../db/retry.ts';
 import { TroupeError, coerceError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
@@ -61,6 +62,13 @@ export function handleError(logger: Logger) {
       return errorResponse(c, thrown.status, code, thrown.message || 'bad request');
     }
     const err = coerceError(thrown);
+    if (isTransientDbError(err)) {
+      // Postgres restarting, a connection lost: nothing is wrong with the request; the write
+      // did not happen (or, if its acknowledgement was lost, a repeat finds it done).
+      logger.warn({ err, reqId: c.get('requestId'), path: c.req.path }, 'database unavailable');
+      c.header('Retry-After', '1');
+      return errorResponse(c, 503, 'unavailable', 'the database is briefly unavailable: try again shortly');
+    }
     logger.error({ err, reqId: c.get('requestId'), path: c.req.path }, 'unhandled error');
     return errorResponse(c, 500, 'internal', 'internal error');
   };

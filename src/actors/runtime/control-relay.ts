@@ -222,9 +222,8 @@ function unavailable(message: string): ControlAnswer {
  * Not one of the domain's `ErrorCode`s: it exists only where a request crosses processes.
  */
 export class OwnerUnavailable extends TroupeError {
-  override readonly status: number = 503;
   constructor(message: string) {
-    super('owner_unavailable' as ErrorCode, message);
+    super('owner_unavailable', message);
   }
 }
 
