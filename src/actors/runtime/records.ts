@@ -20,17 +20,38 @@ import type { ModelCallRecord, ModelJournal } from '../model/journal.ts';
 import { decodeAnswer, encodeAnswer } from './answer-codec.ts';
 import type { PlanStore, PlannedTask } from '../model/plan.ts';
 import type { CorrectionNote, EffectScope, WorkerRecorder } from '../worker-effects.ts';
+import type { RunFence } from './lead-writer.ts';
+import { isLeaseLost } from './leases.ts';
 import { taskViewOf } from './views.ts';
 
 /** Longest test output kept per result row. */
 const STORED_OUTPUT_MAX = 64 * 1024;
 
-export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
+/**
+ * @param fence checked first in every write of a run's work (tests, corrections, files,
+ * commits, the plan): a process that lost the run writes nothing more for it. A model call's
+ * record is not fenced: it is the bill of a call already paid, idempotent by its key.
+ */
+export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
   const db = outbox.store.db;
   // A failed statement reaches the effect (and from there a reason) as a short StorageError,
   // never as Drizzle's message with the whole SQL and its values (see `coerceError`).
   const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn)).catch(rethrowCoerced);
-  const emitOne = (e: NewEvent) => withDbRetry(() => outbox.append(e)).catch(rethrowCoerced);
+  const runWrite = <T>(runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>) =>
+    withDbRetry(() =>
+      outbox.transact(async (tx, emit) => {
+        if (runId) await fence?.check(tx, runId);
+        return fn(tx, emit);
+      }),
+    ).catch((e: unknown) => {
+      if (isLeaseLost(e)) fence?.lost(runId);
+      return rethrowCoerced(e);
+    });
+  const emitOne = (e: NewEvent) =>
+    runWrite(e.runId ?? '', (_tx, emit) => {
+      emit(e);
+      return Promise.resolve();
+    });
 
   return {
     async find(projectId, callKey) {
@@ -115,7 +136,7 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
       emitOne(event('files.rejected', path === undefined ? { attempt, reason: safeReason(reason) } : { attempt, reason: safeReason(reason), path: boundedText(path, 2048) }, scope)),
 
     async testResult(scope, epoch, attempt, result, verified, correction) {
-      await write(async (tx, emit) => {
+      await runWrite(scope.runId, async (tx, emit) => {
         // What the event reports is what the row stores, less the output and exit code.
         const summary = {
           attempt,
@@ -144,12 +165,12 @@ export function createRecords(outbox: Outbox): ModelJournal & WorkerRecorder & T
       });
     },
 
-    corrections: (scope, epoch, notes) => write((tx, emit) => writeCorrections(tx, emit, scope, epoch, notes)),
+    corrections: (scope, epoch, notes) => runWrite(scope.runId, (tx, emit) => writeCorrections(tx, emit, scope, epoch, notes)),
 
     commitCreated: (scope, commit) => emitOne(event('commit.created', commit, scope)),
 
     async savePlan(projectId, runId, planned: PlannedTask[]): Promise<TaskView[]> {
-      return write(async (tx, emit) => {
+      return runWrite(runId, async (tx, emit) => {
         const [run] = await tx
           .update(runs)
           .set({ status: 'running', updatedAt: new Date() })

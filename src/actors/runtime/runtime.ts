@@ -126,7 +126,7 @@ export class Runtime {
       timeoutMs: o.controlTimeoutMs,
     });
     this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot, sandboxMode: o.sandboxMode });
-    const records = createRecords(this.outbox);
+    const records = createRecords(this.outbox, this.fence);
     const model = { client: o.client, journal: cachedJournal(records), timeoutMs: o.modelTimeoutMs };
     const maxTokens = o.maxTokens ?? 16_000;
     const worker = workerMachine.provide({

@@ -1,0 +1,77 @@
+/**
+ * A worker's records (test results, corrections, files, commits) are writes of its run: once
+ * another process owns the run, they are refused in their own transaction, nothing is written,
+ * and the runtime hears that the run is lost.
+ */
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Leases } from '../../src/actors/runtime/leases.ts';
+import { createRecords } from '../../src/actors/runtime/records.ts';
+import type { Store } from '../../src/db/client.ts';
+import { projects, runs, tasks, testResults } from '../../src/db/schema.ts';
+import { EventBus } from '../../src/events/bus.ts';
+import { readEvents } from '../../src/events/log.ts';
+import { Outbox } from '../../src/events/outbox.ts';
+import { newId } from '../../src/ids.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { createTestStore } from '../support/db.ts';
+
+let store: Store;
+let bus: EventBus;
+
+beforeAll(async () => {
+  store = await createTestStore();
+  bus = new EventBus(store, silentLogger);
+  await bus.start();
+});
+
+afterAll(async () => {
+  await bus.stop();
+  await store.close();
+});
+
+const result = {
+  status: 'passed' as const,
+  passed: 1,
+  failed: 0,
+  errors: 0,
+  skipped: 0,
+  exitCode: 0,
+  signal: null,
+  durationMs: 5,
+  output: 'ok',
+  outputBytes: 2,
+  truncated: false,
+  sandbox: 'none' as const,
+  summary: '1 passed',
+};
+
+describe('worker records of a run', () => {
+  it('are written while this process owns the run, and refused (nothing written, the loss reported) once another does', async () => {
+    const leases = new Leases(store, 30_000, { owner: 'fence-test-a' });
+    const lost: string[] = [];
+    const records = createRecords(new Outbox(store, bus), { check: (tx, runId) => leases.fence(tx, runId), lost: (runId) => lost.push(runId) });
+    const projectId = newId('prj');
+    const runId = newId('run');
+    const taskId = newId('tsk');
+    await store.db.insert(projects).values({ id: projectId, name: 'fence', workspace: '/tmp/fence', testCommand: ['true'], config: {} });
+    await store.db.insert(runs).values({ id: runId, projectId, status: 'running', ...leases.fresh() });
+    await store.db.insert(tasks).values({ id: taskId, projectId, key: 't', title: 't', description: '', agentType: 'backend', priority: 2, status: 'in_progress' });
+    const scope = { projectId, runId, taskId, agentId: 'backend-1' };
+
+    await records.testResult(scope, 0, 1, result, true);
+    await records.filesApplied(scope, 1, [{ path: 'a.txt', action: 'create', bytes: 1 }]);
+    const written = await readEvents(store.db, { afterSeq: 0, projectId, limit: 100 });
+    expect(written.map((e) => e.type)).toEqual(['test.result', 'files.applied']);
+
+    await store.db.update(runs).set({ owner: 'fence-test-b' }).where(eq(runs.id, runId));
+    await expect(records.testResult(scope, 0, 2, result, true)).rejects.toMatchObject({ name: 'LeaseLost' });
+    await expect(records.filesApplied(scope, 2, [])).rejects.toMatchObject({ name: 'LeaseLost' });
+    await expect(records.commitCreated(scope, { sha: 'abc', message: 'm', files: [] })).rejects.toMatchObject({ name: 'LeaseLost' });
+    await expect(records.corrections(scope, 0, [{ attempt: 1, maxAttempts: 3, status: 'started' }])).rejects.toMatchObject({ name: 'LeaseLost' });
+    expect(lost).toEqual([runId, runId, runId, runId]);
+    expect((await readEvents(store.db, { afterSeq: 0, projectId, limit: 100 })).map((e) => e.type)).toEqual(['test.result', 'files.applied']);
+    expect(await store.db.select().from(testResults).where(eq(testResults.taskId, taskId))).toHaveLength(1);
+    await store.db.delete(projects).where(eq(projects.id, projectId));
+  });
+});
