@@ -40,7 +40,7 @@ export async function rebuildTaskTree(o: TaskTreeOptions, message: string): Prom
   const treePath = taskTreePath(o);
   const branch = taskBranch(o.key);
   return withWorktreeAdmin(o.workspace, async () => {
-    await discardWorktree(o, treePath);
+    await discardWorktree(ws, treePath);
     const head = (await gitOk(['rev-parse', '--verify', 'HEAD^{commit}'], ws)).trim();
     const found = await git(['rev-parse', '-q', '--verify', `refs/heads/${branch}^{commit}`], ws);
     let tip = head;

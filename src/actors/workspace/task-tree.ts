@@ -6,10 +6,12 @@
  * branch. In `shared` mode the task writes straight into the workspace.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, lstat, mkdir, readFile, readdir, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, mkdir, readFile, realpath, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { createKeyedMutex } from '../keyed-mutex.ts';
 import { abortReason, git, gitOk, isGitRepo, type GitOptions } from './git.ts';
+import { addWorktreeOn, discardWorktree, readProgress, withWorktreeAdmin, writeProgress, type TreeProgress } from './worktree-admin.ts';
+
+export { addWorktreeOn, discardWorktree, withWorktreeAdmin, type TreeProgress };
 
 /** Identifies one task's tree; the same options prepare, commit and remove it. */
 export interface TaskTreeOptions {
@@ -90,7 +92,7 @@ export async function prepareTaskTree(o: TaskTreeOptions): Promise<TaskTree> {
 }
 
 async function addWorktree(o: TaskTreeOptions, ws: GitOptions, treePath: string): Promise<TaskTree> {
-  await discardWorktree(o, treePath);
+  await discardWorktree(ws, treePath);
   const head = (await gitOk(['rev-parse', '--verify', 'HEAD^{commit}'], ws)).trim();
   const branch = taskBranch(o.key);
   await keepUnmergedBranch(ws, branch, head);
@@ -190,7 +192,7 @@ async function stage(opts: GitOptions, root: string, files: readonly string[]): 
 /** Removes the task's worktree directory; its branch stays. No-op in shared mode. */
 export async function removeTaskTree(o: TaskTreeOptions): Promise<void> {
   if (o.isolation === 'shared') return;
-  await withWorktreeAdmin(o.workspace, () => discardWorktree(o, worktreePath(o)));
+  await withWorktreeAdmin(o.workspace, () => discardWorktree(gitOptions(o, o.workspace), worktreePath(o)));
 }
 
 /**
@@ -211,17 +213,6 @@ async function alreadyMerged(o: TaskTreeOptions, message: string): Promise<Extra
   if ((await gitOk(['log', '-1', '--format=%B', sha], ws)).trim() !== message) return null;
   const files = splitZ(await gitOk(['diff-tree', '--no-commit-id', '--name-only', '-r', '-z', sha], ws));
   return { status: 'committed', sha, files, message, replayed: true };
-}
-
-/**
- * `git worktree add/remove/prune` are not safe to run at once in one repository: one can read
- * another's half-written `.git/worktrees/<name>` ("failed to read …/commondir") and fail. They
- * are queued per repository in this process (a run is executed by one process).
- */
-const worktreeAdmin = createKeyedMutex();
-
-export function withWorktreeAdmin<T>(workspace: string, fn: () => Promise<T>): Promise<T> {
-  return worktreeAdmin(path.resolve(workspace))(fn);
 }
 
 /** Rebase onto the workspace's HEAD inside the worktree, then fast-forward the workspace. Runs under the lock. */
@@ -319,91 +310,12 @@ async function retireOnLanding(o: TaskTreeOptions, result: CommitResult): Promis
   return result;
 }
 
-/**
- * `git worktree add` of `branch` (reset to `commit`, as `-B` does) at `treePath`; detached at
- * `commit` when `branch` is null. A branch still registered as checked out at a path that is gone
- * (a crash) is freed by `worktree prune`. One checked out at a path that still exists belongs to
- * a process that lost the run (this one holds the run's lease, so that owner is dead or fenced
- * off): git refuses to move it even with `--force`, so the tree is added detached and the branch
- * pointed at `commit` with plumbing, leaving that other path untouched.
- */
-export async function addWorktreeOn(ws: GitOptions, treePath: string, commit: string, branch: string | null): Promise<void> {
-  if (branch === null) {
-    await gitOk(['worktree', 'add', '-q', '--detach', treePath, commit], ws);
-    return;
-  }
-  const add = () => git(['worktree', 'add', '-q', '-B', branch, treePath, commit], ws);
-  let result = await add();
-  if (result.code === 0) return;
-  const elsewhere = /already (checked out|used by worktree)|checked out at/;
-  if (!elsewhere.test(result.stderr)) throw new Error(`git worktree add failed (exit ${result.code}): ${result.stderr.trim()}`);
-  await gitOk(['worktree', 'prune'], ws);
-  result = await add();
-  if (result.code === 0) return;
-  if (!elsewhere.test(result.stderr)) throw new Error(`git worktree add failed (exit ${result.code}): ${result.stderr.trim()}`);
-  await gitOk(['worktree', 'add', '-q', '--detach', treePath, commit], ws);
-  const tree = { ...ws, cwd: treePath };
-  await gitOk(['update-ref', `refs/heads/${branch}`, commit], tree);
-  await gitOk(['symbolic-ref', 'HEAD', `refs/heads/${branch}`], tree);
-}
-
-/**
- * Removes a worktree left by an earlier attempt or a crash. The directory is deleted only when it
- * looks like a worktree (a `.git` file) or is empty, so a misconfigured `worktreesDir` pointing
- * into real files cannot make this an `rm -rf` of the user's work.
- */
-export async function discardWorktree(o: TaskTreeOptions, treePath: string): Promise<void> {
-  const ws = gitOptions(o, o.workspace);
-  await git(['worktree', 'remove', '--force', '--force', treePath], ws);
-  const marker = await lstat(path.join(treePath, '.git')).catch(() => null);
-  if (marker?.isFile() || (await readdir(treePath).catch(() => null))?.length === 0 || (await registeredWorktree(ws, treePath))) {
-    await rm(treePath, { recursive: true, force: true });
-  } else if (await exists(treePath)) {
-    throw new Error(`refusing to remove ${treePath}: it is not a Troupe worktree`);
-  }
-  await gitOk(['worktree', 'prune'], ws);
-  await rm(progressFile(treePath), { force: true });
-}
-
-/**
- * Whether git still lists `treePath` as a worktree of the repository: a removal killed half-way
- * (git deletes the files first, the record last) leaves a directory without its `.git` file.
- */
-async function registeredWorktree(ws: GitOptions, treePath: string): Promise<boolean> {
-  const list = await git(['worktree', 'list', '--porcelain', '-z'], ws);
-  if (list.code !== 0) return false;
-  const real = path.resolve(treePath);
-  return splitZ(list.stdout).some((line) => line === `worktree ${real}`);
-}
-
-/**
- * How far a task's worktree got: the epoch and the last attempt whose answer was applied to it
- * (refused or not). Kept beside the tree, in this process's data dir, so a step that expects
- * another state (run again after a crash, or stale from before this process lost the run) knows
- * the tree must be rebuilt rather than patched.
- */
-export interface TreeProgress {
-  epoch: number;
-  attempt: number;
-}
-
-const progressFile = (treePath: string) => `${treePath}.applied`;
-
 export async function readTreeProgress(o: TaskTreeOptions): Promise<TreeProgress | null> {
-  const text = await readFile(progressFile(worktreePath(o)), 'utf8').catch(() => null);
-  if (text === null) return null;
-  try {
-    const v = JSON.parse(text) as Partial<TreeProgress>;
-    return typeof v.epoch === 'number' && typeof v.attempt === 'number' ? { epoch: v.epoch, attempt: v.attempt } : null;
-  } catch {
-    return null;
-  }
+  return readProgress(worktreePath(o));
 }
 
 export async function writeTreeProgress(o: TaskTreeOptions, progress: TreeProgress): Promise<void> {
-  const file = progressFile(worktreePath(o));
-  await writeFile(`${file}.tmp`, JSON.stringify(progress));
-  await rename(`${file}.tmp`, file);
+  await writeProgress(worktreePath(o), progress);
 }
 
 /** Where this process keeps the task's worktree: always under its own `worktreesDir`. */
