@@ -21,6 +21,7 @@ import type { MessagesRequest, Reply } from '../../src/scripted-model/server.ts'
 import { moduleWithTest } from '../support/replies.ts';
 import { sse, type SseClient } from '../support/service.ts';
 import { crash, startRig, until, type Instance, type Rig } from './support.ts';
+import { rng } from '../../bench/dag.ts';
 
 const env = z
   .object({
@@ -34,17 +35,6 @@ const POINTS = env.TROUPE_CRASH_POINTS;
 const MAX_KILLS_PER_RUN = 3;
 const RUN_DEADLINE_MS = 90_000;
 
-/** mulberry32: a small seeded PRNG, so a seed replays the same points. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Where a kill lands: a delay after the service listens, or a delay after the k-th event of a type on its stream. */
 type Point = { kind: 'delay'; ms: number } | { kind: 'event'; type: string; k: number; ms: number };
@@ -152,7 +142,7 @@ afterEach(async () => {
 describe('crash campaign', () => {
   it(`kill -9 at ${POINTS} seeded random points: every run completes with its invariants intact`, { timeout: 600_000 }, async () => {
     console.log(`crash campaign: TROUPE_CRASH_SEED=${SEED} TROUPE_CRASH_POINTS=${POINTS}`);
-    const random = prng(SEED);
+    const random = rng(SEED);
     rig = await startRig(respond);
     const r = rig;
     /** Each instance's life, to tell which one an answer went to. */

@@ -45,6 +45,47 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
   }
 }
 
+/**
+ * Spawns `troupe serve` on `dataDir` against the scripted model (and Postgres when given) and
+ * resolves once it listens; its stderr (the JSON log) is kept for the test to read.
+ */
+export async function spawnService(o: {
+  dataDir: string;
+  modelUrl: string;
+  databaseUrl?: string | undefined;
+  path?: string;
+  /** Told of the process at once (before it listens), so a cleanup can kill one that never does. */
+  spawned?: (instance: Instance) => void;
+}): Promise<Instance> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', o.dataDir], {
+    env: {
+      PATH: o.path ?? process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ANTHROPIC_BASE_URL: o.modelUrl,
+      ANTHROPIC_API_KEY: 'sk-fault',
+      TROUPE_MODEL_MAX_RETRIES: '0',
+      ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const instance: Instance = { url: '', child, exit, stderr: () => err };
+  o.spawned?.(instance);
+  await until(
+    () => {
+      const line = err.split('\n').find((l) => l.includes('"troupe listening"'));
+      if (line) instance.url = (JSON.parse(line) as { url: string }).url;
+      if (child.exitCode !== null) throw new Error(`troupe exited with ${child.exitCode}: ${err}`);
+      return instance.url !== '';
+    },
+    'the service to listen',
+    30_000,
+  );
+  return instance;
+}
+
 export async function startRig(respond: Responder): Promise<Rig> {
   const model = await startScriptedModel(respond);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'troupe-fault-'));
@@ -54,33 +95,7 @@ export async function startRig(respond: Responder): Promise<Rig> {
   const instances: Instance[] = [];
 
   const start = async (): Promise<Instance> => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir], {
-      env: {
-        PATH: `${shim.dir}:${process.env.PATH ?? ''}`,
-        HOME: process.env.HOME ?? '',
-        ANTHROPIC_BASE_URL: model.url,
-        ANTHROPIC_API_KEY: 'sk-fault',
-        TROUPE_MODEL_MAX_RETRIES: '0',
-        ...(db ? { DATABASE_URL: db.url } : {}),
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const instance: Instance = { url: '', child, exit, stderr: () => err };
-    instances.push(instance);
-    await until(
-      () => {
-        const line = err.split('\n').find((l) => l.includes('"troupe listening"'));
-        if (line) instance.url = (JSON.parse(line) as { url: string }).url;
-        if (child.exitCode !== null) throw new Error(`troupe exited with ${child.exitCode}: ${err}`);
-        return instance.url !== '';
-      },
-      'the service to listen',
-      30_000,
-    );
-    return instance;
+    return spawnService({ dataDir, modelUrl: model.url, databaseUrl: db?.url, path: `${shim.dir}:${process.env.PATH ?? ''}`, spawned: (i) => instances.push(i) });
   };
 
   return {

@@ -3,16 +3,13 @@
  * takeover tests): the scripted Messages API in this process, `kill -9` and restarts per data
  * dir, and a recursive listing to show that a process wrote nothing under another's data dir.
  */
-import { spawn } from 'node:child_process';
 import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startScriptedModel, type Responder, type ScriptedModel } from '../../src/scripted-model/server.ts';
 import { isolatedDatabase } from '../support/db.ts';
-import { until, type Instance } from './support.ts';
+import { spawnService, type Instance } from './support.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/troupe.js', import.meta.url));
 
 export interface Cluster {
   model: ScriptedModel;
@@ -35,35 +32,8 @@ export async function startCluster(respond: Responder, slots = 2): Promise<Clust
   const dataDirs = await Promise.all(Array.from({ length: slots }, () => mkdtemp(path.join(os.tmpdir(), 'troupe-dd-'))));
   const instances: Instance[] = [];
 
-  const start = async (slot: number): Promise<Instance> => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDirs[slot]!], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        ANTHROPIC_BASE_URL: model.url,
-        ANTHROPIC_API_KEY: 'sk-fault',
-        TROUPE_MODEL_MAX_RETRIES: '0',
-        DATABASE_URL: db.url,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const instance: Instance = { url: '', child, exit, stderr: () => err };
-    instances.push(instance);
-    await until(
-      () => {
-        const line = err.split('\n').find((l) => l.includes('"troupe listening"'));
-        if (line) instance.url = (JSON.parse(line) as { url: string }).url;
-        if (child.exitCode !== null) throw new Error(`troupe exited with ${child.exitCode}: ${err}`);
-        return instance.url !== '';
-      },
-      'the service to listen',
-      30_000,
-    );
-    return instance;
-  };
+  const start = (slot: number): Promise<Instance> =>
+    spawnService({ dataDir: dataDirs[slot]!, modelUrl: model.url, databaseUrl: db.url, spawned: (i) => instances.push(i) });
 
   return {
     model,

@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startScriptedModel, type ScriptedModel } from '../../src/scripted-model/server.ts';
 import { listening, troupe, type Proc } from '../support/cli.ts';
 import { isolatedDatabase } from '../support/db.ts';
+import { rng as mulberry32 } from '../../bench/dag.ts';
 
 const SEED = Number(process.env.TROUPE_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** A file to which each request is written with its time and status (debugging a seed). */
@@ -233,16 +234,9 @@ function exchange(port: number, r: RawRequest): Promise<RawResponse | null> {
 
 // ---------------------------------------------------------------- a seeded generator
 
-/** mulberry32: small, seedable, good enough to pick cases. */
+/** The benchmarks' seeded mulberry32, with helpers to pick cases. */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return {
     next,
     int: (n: number) => Math.floor(next() * n),
