@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listening, troupe, type Proc } from '../support/cli.ts';
+import { listening, troupeKilledAfter, type Proc } from '../support/cli.ts';
 import { isolatedDatabase } from '../support/db.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -15,14 +15,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function spawnTroupe(args: string[], env: Record<string, string>): Proc {
-  const p = troupe(args, env);
-  cleanups.push(async () => {
-    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    await p.exit;
-  });
-  return p;
-}
+const spawnTroupe = (args: string[], env: Record<string, string>): Proc => troupeKilledAfter(cleanups, args, env);
 
 describe('one process per data dir, on Postgres', () => {
   it('a second serve on the same data dir exits 1 naming the holder; one on its own data dir serves; migrate runs beside them', async () => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startScriptedModel, type Reply } from '../../src/scripted-model/server.ts';
-import { listening, troupe, type Proc } from '../support/cli.ts';
+import { listening, troupeKilledAfter, type Proc } from '../support/cli.ts';
 import { moduleWithTest } from '../support/replies.ts';
 
 const LOCK_HOLDER = fileURLToPath(new URL('../support/lock-holder.ts', import.meta.url));
@@ -29,15 +29,7 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-/** A `troupe` child that is killed at the end of the test if it still runs. */
-function spawnTroupe(args: string[], env: Record<string, string>): Proc {
-  const p = troupe(args, env);
-  cleanups.push(async () => {
-    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    await p.exit;
-  });
-  return p;
-}
+const spawnTroupe = (args: string[], env: Record<string, string>): Proc => troupeKilledAfter(cleanups, args, env);
 
 const serve = (dataDir: string, env: Record<string, string> = {}, port = '0') => spawnTroupe(['serve', '--port', port, '--data-dir', dataDir], env);
 

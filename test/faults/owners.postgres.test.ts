@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { writeFiles } from '../support/replies.ts';
 import { crash, until } from './support.ts';
 import { startCluster, type Cluster } from './takeover-support.ts';
+import { isAlive } from '../actors/testing/workspace.ts';
 
 let cluster: Cluster | undefined;
 let gate: string | undefined;
@@ -29,14 +30,6 @@ interface LogBody {
   events: { seq: number; type: string; runId?: string }[];
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('one owner per run across processes', () => {
   it('control sent to the non-owner is answered 202 and takes effect; kill -9 of the owner: the other adopts; the old owner, restarted, writes nothing for the run', async () => {
@@ -100,7 +93,7 @@ describe('one owner per run across processes', () => {
     expect(cancelled).toMatchObject({ status: 202, body: { run: { id: runId, status: 'cancelled' } } });
     await until(async () => (await log()).some((e) => e.type === 'run.cancelled' && e.runId === runId), 'run.cancelled');
     const [, adopterPid] = await pids();
-    await until(() => !alive(adopterPid!), "the adopter's test process to be killed");
+    await until(() => !isAlive(adopterPid!), "the adopter's test process to be killed");
     const run = await c.api<RunBody>(again, 'GET', `/api/projects/${id}/runs/${runId}`);
     expect(run.body.run.status).toBe('cancelled');
   });

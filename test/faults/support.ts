@@ -86,6 +86,21 @@ export async function spawnService(o: {
   return instance;
 }
 
+/** A JSON request to a spawned service: status and parsed body. */
+export async function serviceApi<T>(instance: Instance, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${instance.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+}
+
+/** Kills (SIGKILL) every spawned service still running and waits for each to exit. */
+export async function killAll(instances: readonly Instance[]): Promise<void> {
+  for (const i of instances) {
+    if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
+    await i.exit;
+  }
+}
+
 export async function startRig(respond: Responder): Promise<Rig> {
   const model = await startScriptedModel(respond);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'troupe-fault-'));
@@ -105,16 +120,9 @@ export async function startRig(respond: Responder): Promise<Rig> {
     holdMerge,
     mergeHeld,
     start,
-    async api<T>(instance: Instance, method: string, route: string, body?: unknown) {
-      const res = await fetch(`${instance.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-    },
+    api: serviceApi,
     async close() {
-      for (const i of instances) {
-        if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
-        await i.exit;
-      }
+      await killAll(instances);
       await model.close();
       await db?.drop();
       if (existsSync(holdMerge)) await rm(holdMerge);

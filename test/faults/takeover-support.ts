@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startScriptedModel, type Responder, type ScriptedModel } from '../../src/scripted-model/server.ts';
 import { isolatedDatabase } from '../support/db.ts';
-import { spawnService, type Instance } from './support.ts';
+import { killAll, serviceApi, spawnService, type Instance } from './support.ts';
 
 
 export interface Cluster {
@@ -40,16 +40,9 @@ export async function startCluster(respond: Responder, slots = 2): Promise<Clust
     dataDirs,
     scratch,
     start,
-    async api<T>(instance: Instance, method: string, route: string, body?: unknown) {
-      const res = await fetch(`${instance.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-    },
+    api: serviceApi,
     async close() {
-      for (const i of instances) {
-        if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
-        await i.exit;
-      }
+      await killAll(instances);
       await model.close();
       await db.drop();
       for (const dir of [scratch, ...dataDirs]) await rm(dir, { recursive: true, force: true });

@@ -26,6 +26,7 @@ import { silentLogger } from '../../src/logger.ts';
 import { startScriptedModel, type Responder, type ScriptedModel } from '../../src/scripted-model/server.ts';
 import { isolatedDatabase } from '../support/db.ts';
 import { writeFiles } from '../support/replies.ts';
+import { isAlive } from '../actors/testing/workspace.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -145,14 +146,6 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const statusTo = (key: string, to: string) => (e: TroupeEvent) =>
   e.type === 'task.status_changed' && (e.data as { key: string }).key === key && (e.data as { to: string }).to === to;
@@ -295,7 +288,7 @@ describe('run leases', () => {
 
     // The batch is refused, the lead stops at once and its test process is killed.
     await until(() => a.runtime.host(id) === undefined, 'the lead to stop');
-    await until(() => !alive(pid!), 'the test process to be killed');
+    await until(() => !isAlive(pid!), 'the test process to be killed');
     await writeFile(r.gate, '');
     await sleep(1500);
 
@@ -325,7 +318,7 @@ describe('run leases', () => {
       await tx`select id from runs where id = ${run.id} for update`;
       await until(() => a.runtime.host(id) === undefined, 'the lead to give the run up', leaseMs * 2);
       const gaveUpMs = Date.now() - locked;
-      await until(() => !alive(pid!), 'the test process to be killed', leaseMs);
+      await until(() => !isAlive(pid!), 'the test process to be killed', leaseMs);
       // Another process takes it over once the lease ran out.
       await tx`update runs set owner = 'someone-else', lease_expires_at = now() + interval '1 hour' where id = ${run.id}`;
       return gaveUpMs;

@@ -40,3 +40,13 @@ export function listening(p: Proc): Promise<string> {
     void p.exit.then((code) => reject(new Error(`troupe exited with ${code}: ${p.stderr()}`)));
   });
 }
+
+/** `troupe(…)`, with a cleanup pushed to `cleanups` that kills the child if it still runs. */
+export function troupeKilledAfter(cleanups: (() => Promise<unknown>)[], args: string[], env: Record<string, string>): Proc {
+  const p = troupe(args, env);
+  cleanups.push(async () => {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    await p.exit;
+  });
+  return p;
+}
