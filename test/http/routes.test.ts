@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessagesRequest } from '../../src/scripted-model/server.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { dbKind } from '../support/db.ts';
 import { deferred } from '../support/deferred.ts';
 import { moduleWithTest } from '../support/replies.ts';
 
@@ -44,7 +45,7 @@ describe('health and fallbacks', () => {
 });
 
 describe('faults', () => {
-  it('a database that goes away: /health says so (503), other routes answer 500 with the envelope and nothing more', async () => {
+  it('a database that goes away: /health says so (503), other routes answer with the envelope and nothing more (503 to retry when the connection is gone)', async () => {
     t = await startTestApp(ok);
     await project(t);
     await t.runtime.stop();
@@ -53,8 +54,15 @@ describe('faults', () => {
     expect(health.status).toBe(503);
     expect(health.body).toEqual({ status: 'error', db: 'error', version: '0.1.0' });
     const res = await t.json('GET', '/api/projects');
-    expect(res.status).toBe(500);
-    expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    if (dbKind() === 'postgres') {
+      // The pool's connections are gone: a transient condition to a client, told to try again.
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(res.body).toEqual({ error: { code: 'unavailable', message: 'the database is briefly unavailable: try again shortly' } });
+    } else {
+      expect(res.status).toBe(500);
+      expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    }
   });
 });
 
