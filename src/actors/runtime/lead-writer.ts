@@ -11,6 +11,7 @@ import { dependencyKeys, statusCounts, tasksOf } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { agents, runs, taskDependencies, tasks } from '../../db/schema.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
+import { safeReason } from '../../errors.ts';
 import { event, type EventType } from '../../events/types.ts';
 import { isLeaseLost } from './leases.ts';
 import type { Intent, IntentResult } from '../../machines/lead-logic.ts';
@@ -155,7 +156,8 @@ async function transition(
 
 const fresh = (r: Transition) => r.applied && !r.replayed;
 
-async function applyIntent(tx: Tx, emit: Emit, scope: Scope, intent: Intent): Promise<IntentResult & { replayed?: boolean }> {
+async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promise<IntentResult & { replayed?: boolean }> {
+  const intent = withSafeWords(raw);
   switch (intent.type) {
     case 'assign': {
       // The database, not only the lead's memory, refuses a task whose dependencies are not all completed.
@@ -297,6 +299,18 @@ async function unknownTasks(tx: Tx, projectId: string, knownKeys: string[]): Pro
   if (fresh.length === 0) return [];
   const deps = await dependencyKeys(tx, projectId);
   return fresh.map((r) => taskViewOf(r, deps.get(r.id) ?? []));
+}
+
+/**
+ * The intent with its reason (`detail`) and run summary as they may be stored and shown: an
+ * error's message can carry anything (a driver's statement, a model's text, NUL), so it is made
+ * a bounded, storable sentence here, where every reason the lead writes passes.
+ */
+function withSafeWords(intent: Intent): Intent {
+  const out = { ...intent } as Intent & { detail?: unknown; summary?: unknown };
+  if (typeof out.detail === 'string') out.detail = safeReason(out.detail);
+  if (typeof out.summary === 'string') out.summary = safeReason(out.summary);
+  return out;
 }
 
 /** Moves the run (never out of a final status) and emits its event. */
