@@ -5,6 +5,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { isLeaseLost } from '../actors/runtime/leases.ts';
 import { isTransientDbError } from '../db/retry.ts';
 import { TroupeError, coerceError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -60,6 +61,10 @@ export function handleError(logger: Logger) {
     if (thrown instanceof HTTPException && thrown.status < 500) {
       const code = HTTP_CODES[thrown.status] ?? 'validation_failed';
       return errorResponse(c, thrown.status, code, thrown.message || 'bad request');
+    }
+    if (isLeaseLost(thrown)) {
+      // The run was taken over while this request acted on it here: a lost race.
+      return errorResponse(c, 409, 'conflict', 'the run moved to another troupe process meanwhile: send the request again');
     }
     const err = coerceError(thrown);
     if (isTransientDbError(err)) {

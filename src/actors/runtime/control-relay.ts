@@ -11,7 +11,7 @@
  * little longer (control operations never wait for agent work, so it is quick).
  */
 import { randomBytes } from 'node:crypto';
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, lt, or, sql } from 'drizzle-orm';
 import type { Store } from '../../db/client.ts';
 import { controlRequests } from '../../db/schema.ts';
 import { z } from 'zod';
@@ -108,14 +108,13 @@ export class ControlRelay {
     do {
       this.serveAgain = false;
       try {
-        // Taken in one statement: a caller that gives up meanwhile finds it taken and waits.
-        const taken = await this.db
-          .update(controlRequests)
-          .set({ status: 'taken' })
-          .where(and(eq(controlRequests.owner, this.o.owner), eq(controlRequests.status, 'pending')))
-          .returning();
-        taken.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id));
-        for (const row of taken) {
+        // One at a time, oldest first, each taken just before it is executed: a slow one does not
+        // hold the others taken-but-unanswered (their callers may still withdraw them).
+        for (;;) {
+          if (this.stopped) break;
+          const oldest = sql`(select id from control_requests where owner = ${this.o.owner} and status = 'pending' order by created_at, id limit 1 for update skip locked)`;
+          const [row] = await this.db.update(controlRequests).set({ status: 'taken' }).where(eq(controlRequests.id, oldest)).returning();
+          if (!row) break;
           const answer = await this.answerOf({ projectId: row.projectId, runId: row.runId, action: row.action, args: row.args });
           await this.db.transaction(async (tx) => {
             await tx
@@ -142,13 +141,21 @@ export class ControlRelay {
     }
   }
 
-  /** Answered requests are kept an hour (to look at), then removed. */
+  /**
+   * Answered requests are kept an hour (to look at), then removed; so is any request older than
+   * an hour (taken by an owner that died, or left by a caller that died before giving up).
+   */
   private async sweep(): Promise<void> {
     if (Date.now() - this.lastSweep < 60_000) return;
     this.lastSweep = Date.now();
     await this.db
       .delete(controlRequests)
-      .where(and(eq(controlRequests.status, 'answered'), lt(controlRequests.answeredAt, sql`now() - interval '1 hour'`)));
+      .where(
+        or(
+          and(eq(controlRequests.status, 'answered'), lt(controlRequests.answeredAt, sql`now() - interval '1 hour'`)),
+          lt(controlRequests.createdAt, sql`now() - interval '1 hour'`),
+        ),
+      );
   }
 
   /**

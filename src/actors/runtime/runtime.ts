@@ -107,6 +107,12 @@ export class Runtime {
   private readonly fence: RunFence;
   /** Runs being launched here (claimed, lead not yet hosted): not orphans. */
   private readonly launching = new Set<string>();
+  /**
+   * Adoptions and launches under way, by run: a second one (the heartbeat and a control request
+   * deciding together that an owner died) joins the first instead of hosting the run twice.
+   */
+  private readonly adopting = new Map<string, Promise<boolean>>();
+  private readonly launches = new Map<string, Promise<LeadHost>>();
   /** When each hosted run's lease was last extended (the statement's send time, local clock). */
   private readonly confirmed = new Map<string, number>();
 
@@ -224,7 +230,7 @@ export class Runtime {
   }
 
   private hosting(runId: string): boolean {
-    return this.launching.has(runId) || [...this.hosts.values()].some((h) => h.runId === runId);
+    return this.launching.has(runId) || this.adopting.has(runId) || this.launches.has(runId) || [...this.hosts.values()].some((h) => h.runId === runId);
   }
 
   /** `atStart`: an owner whose liveness lock is missing is dead at once (no grace: see `Leases.dead`). */
@@ -235,12 +241,19 @@ export class Runtime {
   }
 
   /** Takes an active run over and hosts its lead here, unless another live process holds it. */
-  private async adopt(run: RunRow, atStart = false): Promise<boolean> {
-    if (this.hosting(run.id)) return true;
-    if (!ACTIVE.has(run.status as RunStatus) || !(await this.leases.claim(run.id, run.owner, atStart))) return false;
-    const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
-    await this.launch(run, start);
-    return true;
+  private adopt(run: RunRow, atStart = false): Promise<boolean> {
+    const under = this.adopting.get(run.id);
+    if (under) return under;
+    if (this.hosting(run.id)) return Promise.resolve(true);
+    // Reserved before the first await: nothing else adopts or launches this run meanwhile.
+    const work = (async () => {
+      if (!ACTIVE.has(run.status as RunStatus) || !(await this.leases.claim(run.id, run.owner, atStart))) return false;
+      const start = run.status === 'planning' ? 'plan' : run.status === 'running' ? 'running' : 'paused';
+      await this.launch(run, start);
+      return true;
+    })().finally(() => this.adopting.delete(run.id));
+    this.adopting.set(run.id, work);
+    return work;
   }
 
   /** Stops accepting work, stops every lead (aborting in-flight effects) and waits for pending writes. Idempotent. */
@@ -641,13 +654,14 @@ export class Runtime {
    * machines still have the versions it was written with; otherwise rebuilt from the task rows
    * (in-flight tasks go back to the queue). Either way, recorded model answers are reused.
    */
-  private async launch(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
-    this.launching.add(run.id);
-    try {
-      return await this.launchClaimed(run, start);
-    } finally {
-      this.launching.delete(run.id);
-    }
+  private launch(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
+    const under = this.launches.get(run.id);
+    if (under) return under;
+    const hosted = this.hosts.get(run.projectId);
+    if (hosted?.runId === run.id) return Promise.resolve(hosted);
+    const work = this.launchClaimed(run, start).finally(() => this.launches.delete(run.id));
+    this.launches.set(run.id, work);
+    return work;
   }
 
   private async launchClaimed(run: RunRow, start: LeadInput['start']): Promise<LeadHost> {
