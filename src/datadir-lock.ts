@@ -19,19 +19,26 @@
  * - Release: the holder turns its own link into a `released` marker (a rename, atomic) instead of
  *   deleting it, for the same reason: deleting the highest would let numbers be reused.
  * - `kill -9`: the link stays; the next start finds its holder gone and takes over.
+ * - Heartbeat: the holder touches its link (mtime) every `BEAT_MS`. A holder this process cannot
+ *   check by pid (another host, another container's pid namespace: a restarted container gets a
+ *   new one) is taken as alive until its link is `STALE_MS` old, then taken over.
  *
  * Rejected: proper-lockfile and lockfile (npm) judge staleness by mtime, not by pid — a `kill -9`
  * blocks the next start for the stale period and a stalled holder loses its lock; flock(2) needs
  * a native addon (fs-ext), which `npm ci` would have to compile.
  */
-import { readFileSync, readlinkSync, renameSync, symlinkSync } from 'node:fs';
-import { mkdir, readdir, readlink, symlink, unlink } from 'node:fs/promises';
+import { lutimesSync, readFileSync, readlinkSync, renameSync, symlinkSync } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, symlink, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
 const LINK = /^troupe\.lock\.(\d+)$/;
+/** How often the holder touches its link. */
+const BEAT_MS = 10_000;
+/** A holder that cannot be checked by pid and has not touched its link for this long is gone. */
+export const STALE_MS = 60_000;
 
 const holderSchema = z.object({
   pid: z.number().int().positive(),
@@ -66,7 +73,7 @@ export interface DataDirLock {
   release(): void;
 }
 
-type Top = { n: number; file: string; holder: LockHolder | null } | null;
+type Top = { n: number; file: string; holder: LockHolder | null; touchedMs: number } | null;
 
 const held = new Set<() => void>();
 let exitHook = false;
@@ -105,9 +112,19 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
 
 function hold(file: string, holder: LockHolder): DataDirLock {
   let released = false;
+  const beat = setInterval(() => {
+    try {
+      const now = new Date();
+      lutimesSync(file, now, now);
+    } catch {
+      // Gone (a test removed the data dir, or a person the link): nothing to keep fresh.
+    }
+  }, BEAT_MS);
+  beat.unref();
   const release = () => {
     if (released) return;
     released = true;
+    clearInterval(beat);
     held.delete(release);
     try {
       // Only if the link is still ours (a person may have removed it by hand, and another taken it).
@@ -151,16 +168,18 @@ async function readTop(dir: string): Promise<Top> {
     const n = Math.max(...generations);
     const file = path.join(dir, `troupe.lock.${n}`);
     let target: string;
+    let touchedMs: number;
     try {
+      touchedMs = (await lstat(file)).mtimeMs;
       target = await readlink(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue; // a newer generation replaced it meanwhile
-      if (code === 'EINVAL') return { n, file, holder: null }; // not a symlink
+      if (code === 'EINVAL') return { n, file, holder: null, touchedMs: 0 }; // not a symlink
       throw e;
     }
     const parsed = holderSchema.safeParse(parseJson(target));
-    return { n, file, holder: parsed.success ? parsed.data : null };
+    return { n, file, holder: parsed.success ? parsed.data : null, touchedMs };
   }
 }
 
@@ -181,8 +200,14 @@ function busyReason(dir: string, top: NonNullable<Top>, me: Omit<LockHolder, 'si
   const sameMachine = h.host === me.host && h.pidns === me.pidns;
   if (sameMachine && h.boot !== null && me.boot !== null && h.boot !== me.boot) return null; // rebooted since
   if (!sameMachine) {
-    // Another host or container: its pids mean nothing here, so it is taken as alive.
-    return new DataDirLockedError(dir, h, `data dir ${dir} is in use by troupe ${at} on host ${h.host} (another machine or container, which this one cannot check): stop it first; if it is gone, remove ${top.file}`);
+    // Another host or container: its pids mean nothing here, so its heartbeat decides.
+    const quietMs = Date.now() - top.touchedMs;
+    if (quietMs > STALE_MS) return null;
+    return new DataDirLockedError(
+      dir,
+      h,
+      `data dir ${dir} is in use by troupe ${at} on host ${h.host} (another machine or container, which this one cannot check; its lock was touched ${Math.round(quietMs / 1000)} s ago and is taken over once it is ${STALE_MS / 1000} s old): stop it first; if it is gone, remove ${top.file}`,
+    );
   }
   if (!alive(h)) return null;
   return new DataDirLockedError(dir, h, `data dir ${dir} is in use by troupe ${at}: stop that process first, or use another data dir (--data-dir, TROUPE_DATA_DIR)`);

@@ -1,17 +1,18 @@
 /**
  * The data-dir lock on real directories and real processes: a missing dir is created, a second
  * taker is refused by name, a released or dead holder's lock is taken over (also when its pid
- * now belongs to another process), a holder on another host is never taken over, and processes
+ * now belongs to another process), a holder on another host only once its heartbeat is stale, and processes
  * racing for one lock — free or stale — produce exactly one winner.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { lutimesSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataDirLockedError, lockDataDir, type LockHolder } from '../src/datadir-lock.ts';
+import { DataDirLockedError, lockDataDir, STALE_MS, type LockHolder } from '../src/datadir-lock.ts';
 
 const HOLDER = fileURLToPath(new URL('./support/lock-holder.ts', import.meta.url));
 
@@ -97,7 +98,7 @@ describe('lockDataDir', () => {
     (await lockDataDir(dir)).release();
   });
 
-  it('never takes over a holder on another host, nor a lock it did not write; names what to remove', async () => {
+  it('takes over a holder on another host only once its heartbeat is stale, never a lock it did not write; names what to remove', async () => {
     const dir = await tempDir();
     const mine = await lockDataDir(dir);
     const foreign = { ...(await holderOf(mine.file)), host: 'elsewhere', pid: 1 };
@@ -105,6 +106,14 @@ describe('lockDataDir', () => {
     await symlink(JSON.stringify(foreign), path.join(dir, 'troupe.lock.2'));
     await expect(lockDataDir(dir)).rejects.toThrow(`is in use by troupe pid 1 (since ${foreign.since}) on host elsewhere`);
     await expect(lockDataDir(dir)).rejects.toThrow(`remove ${path.join(dir, 'troupe.lock.2')}`);
+
+    // Once that holder's heartbeat is older than STALE_MS (a container restarted in a new pid
+    // namespace never touches it again), the lock is taken over.
+    const old = new Date(Date.now() - STALE_MS - 5_000);
+    lutimesSync(path.join(dir, 'troupe.lock.2'), old, old);
+    const taken = await lockDataDir(dir);
+    expect(taken.file).toBe(path.join(dir, 'troupe.lock.3'));
+    taken.release();
 
     const other = await tempDir();
     await mkdir(other, { recursive: true });
