@@ -65,6 +65,8 @@ export class Leases {
   readonly graceMs: number;
   private session: ReservedSql | null = null;
   private lockedSince: number | null = null;
+  /** Liveness probes in a row that got no answer in time. */
+  private slowProbes = 0;
   private readonly absentSince = new Map<string, number>();
   private stopped = false;
 
@@ -106,19 +108,37 @@ export class Leases {
         limit,
       ).then(
         (rows) => rows[0]?.held === true,
-        () => false,
+        (e: unknown) => (e instanceof NoAnswer ? ('slow' as const) : false),
       );
-      if (held) return;
+      // A slow answer is not a lost session (a checkpoint, a busy server): the lock is still held
+      // server-side while the connection lives. Only repeated silence counts as a dead connection.
+      if (held === 'slow' && ++this.slowProbes < 3) return;
+      this.slowProbes = 0;
+      if (held === true) return;
       this.dropSession(limit);
     }
     const client = (this.db as unknown as { $client: Sql }).$client;
-    const session = await within(client.reserve(), limit);
+    const reserving = client.reserve();
+    const session = await within(reserving, limit).catch((e: unknown) => {
+      // A connection handed over after we stopped waiting goes straight back to the pool.
+      void reserving.then((late) => late.release(), () => undefined);
+      throw e;
+    });
     let ok = false;
     try {
-      const [row] = await within(session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}::int8) as ok`, limit);
+      const locking = session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}::int8) as ok`;
+      const [row] = await within(locking, limit).catch((e: unknown) => {
+        // The lock may still be granted after we stopped waiting: undo it before the connection
+        // goes back to the pool (where it would hold our lock on a session nobody watches).
+        void locking
+          .then(() => session`select pg_advisory_unlock_all()`, () => undefined)
+          .catch(() => undefined)
+          .finally(() => session.release());
+        throw e;
+      });
       ok = row?.ok === true;
     } catch (e) {
-      session.release();
+      if (!(e instanceof NoAnswer)) session.release();
       throw coerceError(e);
     }
     // Not ok: an earlier session of ours, not yet closed, still holds it (others see us alive); retried next tick.
@@ -270,9 +290,14 @@ export class Leases {
 }
 
 /** `work`, or a rejection once `ms` passed. */
+/** `within` gave up waiting (the work may still finish later). */
+class NoAnswer extends Error {
+  override name = 'NoAnswer';
+}
+
 function within<T>(work: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new NoAnswer(`no answer within ${ms} ms`)), ms);
     timer.unref();
     work.then(
       (value) => {
