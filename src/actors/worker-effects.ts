@@ -72,6 +72,7 @@ export interface WorkerRecorder {
   /** The test run, its `test.result` event and, for a correction whose tests passed, its outcome. */
   testResult(scope: EffectScope, epoch: number, attempt: number, result: TestRunResult, verified: boolean, correction?: CorrectionNote): Promise<void>;
   corrections(scope: EffectScope, epoch: number, notes: CorrectionNote[]): Promise<void>;
+  /** Reports the task's commit; a second report of the same commit (a landing replayed after a crash) is a no-op. */
   commitCreated(scope: EffectScope, commit: { sha: string; message: string; files: string[] }): Promise<void>;
 }
 
@@ -134,9 +135,9 @@ function wanted(job: Job, attempt: number, applied: boolean): EnsureOptions {
 
 /** Landed: the `-prev-<n>` branches are gone, the tree is removed (its branch stays, for recovery). */
 async function afterLanding(deps: WorkerEffectDeps, job: Job, agentId: string, options: TaskTreeOptions, result: Extract<CommitResult, { status: 'committed' }>) {
-  // A landing recognised after a crash was reported when it happened (or in the instant before the
-  // crash, which is lost rather than told twice).
-  if (!result.replayed) await deps.recorder.commitCreated(scopeOf(job, agentId), { sha: result.sha, message: result.message, files: result.files });
+  // A landing recognised after a crash may have been reported before it, or not (a crash between
+  // the fast-forward and the event): the recorder reports a task's commit once either way.
+  await deps.recorder.commitCreated(scopeOf(job, agentId), { sha: result.sha, message: result.message, files: result.files });
   await removeTaskTree(options).catch(() => undefined);
 }
 

@@ -61,8 +61,11 @@ describe('worker records of a run', () => {
 
     await records.testResult(scope, 0, 1, result, true);
     await records.filesApplied(scope, 1, [{ path: 'a.txt', action: 'create', bytes: 1 }]);
+    // A landing replayed after a crash reports its commit again: told once.
+    await records.commitCreated(scope, { sha: 'c0ffee', message: 'm', files: ['a.txt'] });
+    await records.commitCreated(scope, { sha: 'c0ffee', message: 'm', files: ['a.txt'] });
     const written = await readEvents(store.db, { afterSeq: 0, projectId, limit: 100 });
-    expect(written.map((e) => e.type)).toEqual(['test.result', 'files.applied']);
+    expect(written.map((e) => e.type)).toEqual(['test.result', 'files.applied', 'commit.created']);
 
     await store.db.update(runs).set({ owner: 'fence-test-b' }).where(eq(runs.id, runId));
     await expect(records.testResult(scope, 0, 2, result, true)).rejects.toMatchObject({ name: 'LeaseLost' });
@@ -70,7 +73,7 @@ describe('worker records of a run', () => {
     await expect(records.commitCreated(scope, { sha: 'abc', message: 'm', files: [] })).rejects.toMatchObject({ name: 'LeaseLost' });
     await expect(records.corrections(scope, 0, [{ attempt: 1, maxAttempts: 3, status: 'started' }])).rejects.toMatchObject({ name: 'LeaseLost' });
     expect(lost).toEqual([runId, runId, runId, runId]);
-    expect((await readEvents(store.db, { afterSeq: 0, projectId, limit: 100 })).map((e) => e.type)).toEqual(['test.result', 'files.applied']);
+    expect((await readEvents(store.db, { afterSeq: 0, projectId, limit: 100 })).map((e) => e.type)).toEqual(['test.result', 'files.applied', 'commit.created']);
     expect(await store.db.select().from(testResults).where(eq(testResults.taskId, taskId))).toHaveLength(1);
     await store.db.delete(projects).where(eq(projects.id, projectId));
   });

@@ -6,7 +6,7 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { dependencyKeys, projectById, spentUsd } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
-import { corrections, modelCalls, runs, taskDependencies, tasks, testResults } from '../../db/schema.ts';
+import { corrections, events, modelCalls, runs, taskDependencies, tasks, testResults } from '../../db/schema.ts';
 import { coerceError, safeReason } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import { boundedText, storableText } from '../../safe-text.ts';
@@ -167,7 +167,15 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
 
     corrections: (scope, epoch, notes) => runWrite(scope.runId, (tx, emit) => writeCorrections(tx, emit, scope, epoch, notes)),
 
-    commitCreated: (scope, commit) => emitOne(event('commit.created', commit, scope)),
+    commitCreated: (scope, commit) =>
+      runWrite(scope.runId, async (tx, emit) => {
+        const told = await tx
+          .select({ seq: events.seq })
+          .from(events)
+          .where(and(eq(events.projectId, scope.projectId), eq(events.taskId, scope.taskId), eq(events.type, 'commit.created'), sql`${events.data}->>'sha' = ${commit.sha}`))
+          .limit(1);
+        if (told.length === 0) emit(event('commit.created', commit, scope));
+      }),
 
     async savePlan(projectId, runId, planned: PlannedTask[]): Promise<TaskView[]> {
       return runWrite(runId, async (tx, emit) => {

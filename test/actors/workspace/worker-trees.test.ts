@@ -56,7 +56,10 @@ function processWith(dataDir: string, answers: Map<string, Anthropic.Message>, e
     filesRejected: async (_s, attempt) => void events.push({ type: 'files.rejected', attempt }),
     testResult: async (_s, _e, attempt, result) => void events.push({ type: `test.${result.status}`, attempt }),
     corrections: async () => undefined,
-    commitCreated: async (_s, commit) => void events.push({ type: 'commit.created', sha: commit.sha }),
+    // Once per commit, as the database recorder does.
+    commitCreated: async (_s, commit) => {
+      if (!events.some((e) => e.type === 'commit.created' && e.sha === commit.sha)) events.push({ type: 'commit.created', sha: commit.sha });
+    },
   };
   return createWorkerEffects({
     // Every answer is recorded: the client is never called.
