@@ -48,7 +48,7 @@ import { LeadHost, type Inspector } from './lead-host.ts';
 import { ControlRelay, OWNER_GONE, errorOfAnswer, type ControlAnswer, type ControlRequest } from './control-relay.ts';
 import { createPersist, persistBatch, type RunFence } from './lead-writer.ts';
 import { createKeyedMutex } from '../keyed-mutex.ts';
-import { Leases } from './leases.ts';
+import { LeaseLost, Leases } from './leases.ts';
 import { ProjectService } from './projects.ts';
 import { createRecords } from './records.ts';
 import { sanitize } from './sanitize.ts';
@@ -120,7 +120,12 @@ export class Runtime {
     this.outbox = new Outbox(o.store, o.bus);
     this.leases = new Leases(o.store, o.leaseMs ?? 30_000);
     this.fence = {
-      check: (tx, runId) => this.leases.fence(tx, runId),
+      check: async (tx, runId) => {
+        // A run this process gave up (lost, or self-fenced) is not written for by what is left of
+        // its old lead and workers, even before the database says another process owns it.
+        if (!this.hosting(runId)) throw new LeaseLost(runId);
+        await this.leases.fence(tx, runId);
+      },
       lost: (runId) => this.lose(runId, 'lease lost: another process owns the run now; this one stops it and writes nothing more'),
     };
     this.relay = new ControlRelay({
