@@ -4,8 +4,10 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Postgres-only behaviour (LISTEN/NOTIFY across processes, restarts of the server) lives in
-    // *.postgres.test.ts and runs in the Postgres pass only: nothing is reported as skipped.
-    exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**', 'test/faults/**'] : ['node_modules/**', 'test/faults/**', 'test/**/*.postgres.test.ts'],
+    // *.postgres.test.ts and runs in the Postgres pass only; what is the same whatever the database
+    // (the data-dir lock, which is about PGlite's files) lives in *.pglite.test.ts and runs in the
+    // PGlite pass only. Nothing is reported as skipped.
+    exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**', 'test/**/*.pglite.test.ts', 'test/faults/**'] : ['node_modules/**', 'test/faults/**', 'test/**/*.postgres.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     pool: 'forks',
     // Generous: a test that hangs still fails, and a slower or busier 2-core machine (some files

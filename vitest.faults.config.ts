@@ -8,7 +8,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/faults/**/*.test.ts'],
-    exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**'] : ['node_modules/**', 'test/**/*.postgres.test.ts'],
+    exclude: process.env.TROUPE_TEST_DB === 'postgres' ? ['node_modules/**', 'test/**/*.pglite.test.ts'] : ['node_modules/**', 'test/**/*.postgres.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     pool: 'forks',
     fileParallelism: false,

@@ -9,7 +9,7 @@
  * kill nothing of the dead service is left running.
  *
  * `TROUPE_CRASH_SEED=<n>` replays a campaign (the seed is printed first, then each point);
- * `TROUPE_CRASH_POINTS=<n>` sets how many kills it makes (default 10).
+ * `TROUPE_CRASH_POINTS=<n>` sets how many kills it makes (default 5 per database pass: 10 per `npm test`).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { rng } from '../../bench/dag.ts';
 const env = z
   .object({
     TROUPE_CRASH_SEED: z.coerce.number().int().min(0).max(0xffffffff).optional(),
-    TROUPE_CRASH_POINTS: z.coerce.number().int().min(1).max(1000).default(10),
+    TROUPE_CRASH_POINTS: z.coerce.number().int().min(1).max(1000).default(5),
   })
   .parse(process.env);
 const SEED = env.TROUPE_CRASH_SEED ?? randomInt(0, 0xffffffff);
