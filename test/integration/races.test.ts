@@ -85,3 +85,20 @@ describe('races', () => {
     expect(await t.runtime.getTask(projectId, 'a')).toMatchObject({ status: 'completed', guidance: null, attempts: 1 });
   });
 });
+
+describe('adding tasks while the project is deleted', () => {
+  it('answers 201 or 404, never a foreign-key error: the delete waits for the tasks, or the add finds no project', async () => {
+    t = await startTestRuntime((req) => moduleWithTest(req.taskKey!, 'ok'));
+    const outcomes: string[] = [];
+    for (let round = 0; round < 8; round++) {
+      const projectId = await t.project({ name: `gone-${round}`, testCommand: 'node --test' });
+      const [added, deleted] = await Promise.allSettled([
+        t.runtime.addTasks(projectId, [{ key: 'a', title: 'A', description: '', dependsOn: [], priority: 2 }]),
+        t.runtime.deleteProject(projectId),
+      ]);
+      expect(deleted.status).toBe('fulfilled');
+      outcomes.push(added.status === 'fulfilled' ? 'added' : String((added.reason as { status?: number }).status));
+    }
+    expect(outcomes.filter((o) => o !== 'added' && o !== '404')).toEqual([]);
+  });
+});

@@ -166,7 +166,10 @@ export class ProjectService {
     const created = await this.o.outbox.transact(async (tx, emit) => {
       // Inside a transaction every query goes through `tx`: PGlite has one connection, and a
       // query on `db` would wait for this very transaction to end.
-      if (!(await projectById(tx, projectId))) throw notFound('project');
+      // Key-share locked: a delete of the project (FOR UPDATE) waits for these tasks, or this
+      // finds no project — never a foreign-key error half-way through the insert.
+      const [project] = await tx.select({ id: projects.id }).from(projects).where(eq(projects.id, projectId)).for('key share');
+      if (!project) throw notFound('project');
       const existing = await tasksOf(tx, projectId);
       const deps = await dependencyKeys(tx, projectId);
       const problem = checkGraph(
