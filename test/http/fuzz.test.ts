@@ -385,7 +385,9 @@ const WRONG_VALUES: unknown[] = [null, true, false, 0, -1, 1.5, '', 'x', [], [1]
 function mutateField(g: Rng, base: Record<string, unknown>, value: unknown, raw?: Buffer | string): Buffer {
   const body = structuredClone(base);
   const fields = paths(body);
-  if (fields.length === 0 || g.chance(0.15)) body[g.pick(['extra', 'name', '__proto__', 'constructor'])] = value;
+  // defineProperty, not `body[key] = value`: assigning a string to `__proto__` is a no-op, which sent
+  // the well-formed body under a mutation's label (a valid PATCH "accepted" as if it held a NUL).
+  if (fields.length === 0 || g.chance(0.15)) Object.defineProperty(body, g.pick(['extra', 'name', '__proto__', 'constructor']), { value, enumerable: true, writable: true, configurable: true });
   else setAt(body, g.pick(fields), value);
   const text = JSON.stringify(body);
   if (raw === undefined) return Buffer.from(text, 'utf8');
