@@ -88,7 +88,7 @@ export async function runBaseline(o: BaselineOptions): Promise<number> {
     if (!proposal.ok) throw new Error(proposal.reason);
     const applied = await applyFiles(o.workspace, proposal.files);
     if (!applied.ok) throw new Error(applied.reason);
-    await records.filesApplied(scope, 1, applied.files);
+    await records.filesApplied(scope, 1, applied.files, proposal.explanation);
     const result = await runTests({ argv: o.testCommand, cwd: o.workspace, env: o.childEnv, timeoutMs: 60_000 });
     await records.testResult(scope, 0, 1, result, result.status === 'passed');
     await write([{ type: 'complete', taskId, key: task.key, commit: null, files: applied.files.map((f) => f.path), verified: true }]);

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fromPromise } from 'xstate';
 import { Fault, coerceError } from '../errors.ts';
+import type { TestPhase } from '../events/types.ts';
 import { testsAccepted, type Job } from '../machines/types.ts';
 import type {
   ApplyInput,
@@ -67,10 +68,10 @@ export interface CorrectionNote {
 
 /** How effects report what they did. Implemented over the database (rows + events) by the runtime. */
 export interface WorkerRecorder {
-  filesApplied(scope: EffectScope, attempt: number, files: AppliedFile[]): Promise<void>;
+  filesApplied(scope: EffectScope, attempt: number, files: AppliedFile[], explanation: string): Promise<void>;
   filesRejected(scope: EffectScope, attempt: number, reason: string, path?: string): Promise<void>;
   /** The test run, its `test.result` event and, for a correction whose tests passed, its outcome. */
-  testResult(scope: EffectScope, epoch: number, attempt: number, result: TestRunResult, verified: boolean, correction?: CorrectionNote): Promise<void>;
+  testResult(scope: EffectScope, epoch: number, attempt: number, result: TestRunResult, verified: boolean, correction?: CorrectionNote, phase?: TestPhase): Promise<void>;
   corrections(scope: EffectScope, epoch: number, notes: CorrectionNote[]): Promise<void>;
   /** Reports the task's commit; a second report of the same commit (a landing replayed after a crash) is a no-op. */
   commitCreated(scope: EffectScope, commit: { sha: string; message: string; files: string[] }): Promise<void>;
@@ -189,7 +190,7 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         await deps.recorder.filesRejected(scope, input.attempt, result.reason, result.path);
         return { kind: 'rejected', reason: result.path ? `${result.reason} (${result.path})` : result.reason };
       }
-      await deps.recorder.filesApplied(scope, input.attempt, result.files);
+      await deps.recorder.filesApplied(scope, input.attempt, result.files, result.explanation ?? '');
       return { kind: 'applied', files: result.files.map((f) => f.path) };
     }),
 

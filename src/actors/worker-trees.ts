@@ -48,7 +48,7 @@ const isFile = async (p: string) => (await fs.lstat(p).catch(() => null))?.isFil
  * same attempt records), without reporting anything. `ok: false` with no `fatal`: the answer is
  * missing, not a `write_files` call, or was refused — nothing was written.
  */
-export async function applyAnswer(deps: TreeDeps, job: Job, attempt: number, tree: string, signal: AbortSignal): Promise<ApplyResult> {
+export async function applyAnswer(deps: TreeDeps, job: Job, attempt: number, tree: string, signal: AbortSignal): Promise<ApplyResult & { explanation?: string }> {
   const message = await deps.journal.find(job.settings.projectId, generationKey(job.taskId, job.epoch, attempt));
   const proposal = message ? parseProposal(message) : { ok: false as const, reason: 'the recorded answer is missing' };
   if (!proposal.ok) return { ok: false, reason: proposal.reason };
@@ -68,8 +68,9 @@ export async function applyAnswer(deps: TreeDeps, job: Job, attempt: number, tre
       return null;
     },
   });
-  if (result.ok) await recordAfter(record, tree);
-  return result;
+  if (!result.ok) return result;
+  await recordAfter(record, tree);
+  return { ...result, explanation: proposal.explanation };
 }
 
 export interface EnsureOptions {

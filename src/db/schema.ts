@@ -154,18 +154,25 @@ export const testResults = pgTable(
     projectId: text('project_id')
       .notNull()
       .references(() => projects.id, { onDelete: 'cascade' }),
-    taskId: text('task_id')
-      .notNull()
-      .references(() => tasks.id, { onDelete: 'cascade' }),
+    /** Null for a baseline run, which belongs to the project's base tree, not to a task. */
+    taskId: text('task_id').references(() => tasks.id, { onDelete: 'cascade' }),
     runId: text('run_id'),
     agentId: text('agent_id'),
     epoch: integer('epoch').notNull(),
     attempt: integer('attempt').notNull(),
+    /** `baseline` (the base tree before any change), `task` (an attempt) or `merge` (the rebased tree). */
+    phase: text('phase').notNull().default('task'),
+    /** The commit tested, for a baseline (its cache key); null otherwise. */
+    commit: text('commit'),
     status: text('status').notNull(),
-    passed: integer('passed').notNull(),
-    failed: integer('failed').notNull(),
-    errors: integer('errors').notNull(),
-    skipped: integer('skipped').notNull(),
+    /** Counts are null when the runner's output was not understood. */
+    passed: integer('passed'),
+    failed: integer('failed'),
+    errors: integer('errors'),
+    skipped: integer('skipped'),
+    total: integer('total'),
+    /** Failing tests the output named: `[{name, message}]`. */
+    failures: jsonb('failures').$type<{ name: string; message: string | null }[]>().notNull().default([]),
     exitCode: integer('exit_code'),
     durationMs: integer('duration_ms').notNull(),
     verified: boolean('verified').notNull(),
@@ -175,7 +182,7 @@ export const testResults = pgTable(
     output: text('output').notNull(),
     createdAt: createdAt(),
   },
-  (t) => [index('test_results_task').on(t.taskId, t.epoch, t.attempt)],
+  (t) => [index('test_results_task').on(t.taskId, t.epoch, t.attempt), index('test_results_baseline').on(t.projectId, t.commit).where(sql`phase = 'baseline'`)],
 );
 
 export const corrections = pgTable(

@@ -10,6 +10,7 @@ export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'depende
 export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
 export type AgentType = 'backend' | 'frontend' | 'test';
 export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
+export type TestPhase = 'baseline' | 'task' | 'merge';
 export type FileAction = 'create' | 'modify' | 'delete';
 
 export interface Progress {
@@ -58,15 +59,23 @@ export interface EventDataMap {
     durationMs: number;
     purpose: ModelPurpose;
   };
-  'files.applied': { attempt: number; files: { path: string; action: FileAction; bytes: number }[] };
+  /** `explanation`: the model's own words for the change (bounded, NUL made visible). */
+  'files.applied': { attempt: number; files: { path: string; action: FileAction; bytes: number }[]; explanation: string };
   'files.rejected': { attempt: number; reason: string; path?: string };
   'test.result': {
+    /** 0 for a baseline run (no attempt made yet). */
     attempt: number;
     status: TestStatus;
-    passed: number;
-    failed: number;
-    errors: number;
-    skipped: number;
+    /** Null when the runner's output was not understood (never a made-up 0). */
+    passed: number | null;
+    failed: number | null;
+    errors: number | null;
+    skipped: number | null;
+    total: number | null;
+    /** `baseline`: the base tree before any change; `task`: a task's attempt; `merge`: the rebased tree. */
+    phase: TestPhase;
+    /** Names of failing tests the output gave (at most 20), with the first assertion line. */
+    failures: { name: string; message: string | null }[];
     durationMs: number;
     verified: boolean;
     /** How the test command was confined: `bwrap` (sandboxed) or `none`. */

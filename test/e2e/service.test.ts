@@ -31,7 +31,7 @@ async function burst(svc: TestService, projectId: string, n: number, perTx = 100
   for (let i = 0; i < n; i += perTx) {
     await svc.service.runtime.outbox.transact(async (_tx, emit) => {
       for (let j = i; j < Math.min(n, i + perTx); j++) {
-        emit(event('files.applied', { attempt: j, files: [{ path: `f${j}.js${'x'.repeat(padding)}`, action: 'create', bytes: j }] }, { projectId }));
+        emit(event('files.applied', { attempt: j, files: [{ path: `f${j}.js${'x'.repeat(padding)}`, action: 'create', bytes: j }], explanation: '' }, { projectId }));
       }
     });
   }

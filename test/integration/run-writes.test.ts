@@ -39,6 +39,8 @@ const result = {
   failed: 0,
   errors: 0,
   skipped: 0,
+  total: 1,
+  failures: [],
   exitCode: 0,
   signal: null,
   durationMs: 5,
@@ -63,7 +65,7 @@ describe('worker records of a run', () => {
     const scope = { projectId, runId, taskId, agentId: 'backend-1' };
 
     await records.testResult(scope, 0, 1, result, true);
-    await records.filesApplied(scope, 1, [{ path: 'a.txt', action: 'create', bytes: 1 }]);
+    await records.filesApplied(scope, 1, [{ path: 'a.txt', action: 'create', bytes: 1 }], 'x');
     // A landing replayed after a crash reports its commit again: told once.
     await records.commitCreated(scope, { sha: 'c0ffee', message: 'm', files: ['a.txt'] });
     await records.commitCreated(scope, { sha: 'c0ffee', message: 'm', files: ['a.txt'] });
@@ -72,7 +74,7 @@ describe('worker records of a run', () => {
 
     await store.db.update(runs).set({ owner: 'fence-test-b' }).where(eq(runs.id, runId));
     await expect(records.testResult(scope, 0, 2, result, true)).rejects.toMatchObject({ name: 'LeaseLost' });
-    await expect(records.filesApplied(scope, 2, [])).rejects.toMatchObject({ name: 'LeaseLost' });
+    await expect(records.filesApplied(scope, 2, [], '')).rejects.toMatchObject({ name: 'LeaseLost' });
     await expect(records.commitCreated(scope, { sha: 'abc', message: 'm', files: [] })).rejects.toMatchObject({ name: 'LeaseLost' });
     await expect(records.corrections(scope, 0, [{ attempt: 1, maxAttempts: 3, status: 'started' }])).rejects.toMatchObject({ name: 'LeaseLost' });
     expect(lost).toEqual([runId, runId, runId, runId]);

@@ -32,6 +32,17 @@ const STORED_OUTPUT_MAX = 64 * 1024;
  * commits, the plan): a process that lost the run writes nothing more for it. A model call's
  * record is not fenced: it is the bill of a call already paid, idempotent by its key.
  */
+
+/** The model's explanation in `files.applied`: a paragraph, not a novel. */
+const EXPLANATION_MAX = 2_000;
+/** Failing test names kept per test run (row and event). */
+const FAILURES_KEPT = 20;
+
+/** Failing tests as stored and told: at most `FAILURES_KEPT`, names and messages bounded, NUL made visible. */
+function storedFailures(failures: readonly { name: string; message: string | null }[]) {
+  return failures.slice(0, FAILURES_KEPT).map((f) => ({ name: boundedText(f.name, 300), message: f.message === null ? null : boundedText(f.message, 300) }));
+}
+
 export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
   const db = outbox.store.db;
   // A failed statement reaches the effect (and from there a reason) as a short StorageError,
@@ -129,13 +140,13 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
       });
     },
 
-    filesApplied: (scope, attempt, files) => emitOne(event('files.applied', { attempt, files }, scope)),
+    filesApplied: (scope, attempt, files, explanation) => emitOne(event('files.applied', { attempt, files, explanation: safeReason(explanation, EXPLANATION_MAX) }, scope)),
 
     // Reasons and paths may quote the model: stored with NUL made visible, bounded.
     filesRejected: (scope, attempt, reason, path) =>
       emitOne(event('files.rejected', path === undefined ? { attempt, reason: safeReason(reason) } : { attempt, reason: safeReason(reason), path: boundedText(path, 2048) }, scope)),
 
-    async testResult(scope, epoch, attempt, result, verified, correction) {
+    async testResult(scope, epoch, attempt, result, verified, correction, phase = 'task') {
       await runWrite(scope.runId, async (tx, emit) => {
         // What the event reports is what the row stores, less the output and exit code.
         const summary = {
@@ -145,6 +156,9 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
           failed: result.failed,
           errors: result.errors,
           skipped: result.skipped,
+          total: result.total,
+          phase,
+          failures: storedFailures(result.failures),
           durationMs: Math.round(result.durationMs),
           verified,
           sandbox: result.sandbox,

@@ -4,15 +4,28 @@
  * decided by the exit code in `run-tests.ts`, never here.
  */
 
-/** What a runner said it ran. `total` is null when no summary was recognised. */
+/** One test the runner reported as failing, as a person would quote it. */
+export interface TestFailure {
+  /** The test's name as the runner printed it (suite path joined with " > " where the runner nests). */
+  name: string;
+  /** The first line of its assertion or error message, when the runner printed one. */
+  message: string | null;
+}
+
+/**
+ * What a runner said it ran. When no summary was recognised every count is null (never 0: "we do
+ * not know" is not "nothing ran"); `total` is the runner's own total when it printed one.
+ */
 export interface TestCounts {
-  passed: number;
-  failed: number;
-  errors: number;
-  skipped: number;
+  passed: number | null;
+  failed: number | null;
+  errors: number | null;
+  skipped: number | null;
   total: number | null;
   /** The runner said it found no tests (or its summary adds up to zero). */
   noTests: boolean;
+  /** The failing tests the output names, in the order printed (at most 50); empty when none are named. */
+  failures: TestFailure[];
 }
 
 type Runner = 'node' | 'vitest' | 'jest' | 'pytest';
@@ -36,7 +49,7 @@ export function stripAnsi(text: string): string {
 }
 
 /**
- * Parses the last test summary in `output`. Unknown output yields zeros with `total: null`.
+ * Parses the last test summary in `output`. Unknown output yields null counts (never zeros).
  * `exitCode` matters only for pytest, whose exit code 5 means "no tests collected".
  */
 export function parseTestSummary(output: string, exitCode: number | null): TestCounts {
@@ -48,14 +61,14 @@ export function parseTestSummary(output: string, exitCode: number | null): TestC
   for (const found of candidates) {
     if (found !== undefined && (best === undefined || found.line > best.line)) best = found;
   }
-  const counts = best?.counts ?? { passed: 0, failed: 0, errors: 0, skipped: 0, total: null, noTests: false };
+  const counts = best?.counts ?? { passed: null, failed: null, errors: null, skipped: null, total: null, noTests: false, failures: [] };
   const pytestRan = best?.runner === 'pytest' || lines.some((line) => PYTEST_HEADER.test(line));
   if (exitCode === 5 && pytestRan) return { ...counts, total: counts.total ?? 0, noTests: true };
   return counts;
 }
 
 function zeroCounts(): TestCounts {
-  return { passed: 0, failed: 0, errors: 0, skipped: 0, total: 0, noTests: true };
+  return { passed: 0, failed: 0, errors: 0, skipped: 0, total: 0, noTests: true, failures: [] };
 }
 
 /** Index of the last line matching `re`, or -1. */
@@ -66,9 +79,9 @@ function lastIndex(lines: readonly string[], re: RegExp, before = lines.length):
   return -1;
 }
 
-function withNoTests(counts: Omit<TestCounts, 'noTests'>): TestCounts {
+function withNoTests(counts: Omit<TestCounts, 'noTests' | 'failures'>, failures: TestFailure[] = []): TestCounts {
   const noTests = counts.total === 0 && counts.failed === 0 && counts.errors === 0;
-  return { ...counts, noTests };
+  return { ...counts, noTests, failures };
 }
 
 // ---------------------------------------------------------------- node:test

@@ -10,7 +10,7 @@ import { stat } from 'node:fs/promises';
 import { coerceError } from '../../errors.ts';
 import { storableText } from '../../safe-text.ts';
 import { CappedOutput } from './capped-output.ts';
-import { parseTestSummary, type TestCounts } from './parse-summary.ts';
+import { parseTestSummary, type TestCounts, type TestFailure } from './parse-summary.ts';
 import { prepareSandbox, sandboxExit, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
 
 /** How a test run ended. `error`: the command could not start or died of a signal we did not send. */
@@ -44,10 +44,14 @@ export interface TestSandbox {
 /** The outcome of one run. The exit code decides pass/fail; the counts are what the runner printed. */
 export interface TestRunResult {
   status: TestStatus;
-  passed: number;
-  failed: number;
-  errors: number;
-  skipped: number;
+  /** The counts the runner printed; null when its output was not understood (never a made-up 0). */
+  passed: number | null;
+  failed: number | null;
+  errors: number | null;
+  skipped: number | null;
+  total: number | null;
+  /** Failing tests the output names (name and first assertion line), at most 50. */
+  failures: TestFailure[];
   exitCode: number | null;
   /** Terminating signal name, if any. */
   signal: string | null;
@@ -258,10 +262,12 @@ function describeStartError(err: NodeJS.ErrnoException, program: string): string
 function startFailure(summary: string, started: number, sandbox: TestRunResult['sandbox'] = 'none'): TestRunResult {
   return {
     status: 'error',
-    passed: 0,
-    failed: 0,
-    errors: 0,
-    skipped: 0,
+    passed: null,
+    failed: null,
+    errors: null,
+    skipped: null,
+    total: null,
+    failures: [],
     exitCode: null,
     signal: null,
     durationMs: Math.round(performance.now() - started),
@@ -298,6 +304,8 @@ function buildResult({ exit: raw, timedOut, output, started, timeoutMs, sandbox 
     failed: counts.failed,
     errors: counts.errors,
     skipped: counts.skipped,
+    total: counts.total,
+    failures: counts.failures,
     exitCode: exit.code,
     signal: exit.signal,
     durationMs: Math.round(performance.now() - started),
@@ -317,16 +325,16 @@ function classify(exit: Exit, timedOut: boolean, counts: TestCounts, timeoutMs: 
   if (counts.noTests) return { status: 'no_tests', summary: 'no tests found' };
   const tally = formatCounts(counts);
   if (exit.code === 0) return { status: 'passed', summary: tally === '' ? 'passed (exit code 0)' : tally };
-  if (counts.failed + counts.errors > 0) return { status: 'failed', summary: tally };
+  if ((counts.failed ?? 0) + (counts.errors ?? 0) > 0) return { status: 'failed', summary: tally };
   return { status: 'failed', summary: tally === '' ? `exit code ${exit.code}` : `exit code ${exit.code} (${tally})` };
 }
 
 function formatCounts(counts: TestCounts): string {
-  if (counts.total === null) return '';
+  if (counts.passed === null) return '';
   const parts: string[] = [];
-  if (counts.failed > 0) parts.push(`${counts.failed} failed`);
-  if (counts.errors > 0) parts.push(`${counts.errors} ${counts.errors === 1 ? 'error' : 'errors'}`);
+  if ((counts.failed ?? 0) > 0) parts.push(`${counts.failed} failed`);
+  if ((counts.errors ?? 0) > 0) parts.push(`${counts.errors} ${counts.errors === 1 ? 'error' : 'errors'}`);
   parts.push(`${counts.passed} passed`);
-  if (counts.skipped > 0) parts.push(`${counts.skipped} skipped`);
+  if ((counts.skipped ?? 0) > 0) parts.push(`${counts.skipped} skipped`);
   return parts.join(', ');
 }
