@@ -30,6 +30,7 @@ import type {
 } from '../machines/worker.ts';
 import { generateAnswer, generationKey, type GenerateDeps } from './model/generate.ts';
 import { FAILURE_OUTPUT_MAX, cutMiddle } from './model/prompts.ts';
+import { describeTestRun, preexistingFailures } from './testing/describe.ts';
 import { runTests, type TestRunResult } from './testing/run-tests.ts';
 import { discardAttempt, taskChanges, type FileChange } from './workspace/attempts.ts';
 import type { AppliedFile } from './workspace/files.ts';
@@ -209,14 +210,20 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       // change touches the files that decide how the tests run (or deletes a test).
       const need = result.status === 'passed' ? await reviewOf(deps, job) : null;
       const verified = result.status === 'passed' && (need === null || need.reason === 'always');
-      // A correction whose tests are accepted has succeeded; one that fails is recorded as
-      // failed when the next correction starts or the worker gives up.
+      // A correction whose tests are accepted (or fail only where the base tree already failed)
+      // has succeeded; one that fails is recorded as failed when the next correction starts or
+      // the worker gives up.
+      const preexisting = preexistingFailures(result, job.settings.baseline);
+      const accepted = testsAccepted(result.status, input.agentType) || preexisting.length > 0;
       const correction: CorrectionNote | undefined =
-        input.attempt > 1 && testsAccepted(result.status, input.agentType)
-          ? { attempt: input.attempt - 1, maxAttempts: job.settings.maxCorrections, status: 'succeeded' }
-          : undefined;
+        input.attempt > 1 && accepted ? { attempt: input.attempt - 1, maxAttempts: job.settings.maxCorrections, status: 'succeeded' } : undefined;
       await deps.recorder.testResult(scopeOf(job, input.agentId), job.epoch, input.attempt, result, verified, correction);
-      return { status: result.status, summary: result.summary, excerpt: cutMiddle(result.output, FAILURE_OUTPUT_MAX) };
+      return {
+        status: result.status,
+        summary: describeTestRun(result),
+        excerpt: cutMiddle(result.output, FAILURE_OUTPUT_MAX),
+        ...(preexisting.length > 0 ? { preexisting } : {}),
+      };
     }),
 
     correct: fromPromise<void, CorrectionInput>(async ({ input }) => {

@@ -165,6 +165,8 @@ export const testResults = pgTable(
     /** The commit tested, for a baseline (its cache key); null otherwise. */
     commit: text('commit'),
     status: text('status').notNull(),
+    /** One line: "2 failed, 10 passed", "timed out after 300000 ms" (null in rows from before it was kept). */
+    summary: text('summary'),
     /** Counts are null when the runner's output was not understood. */
     passed: integer('passed'),
     failed: integer('failed'),

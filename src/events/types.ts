@@ -76,6 +76,9 @@ export interface EventDataMap {
     phase: TestPhase;
     /** Names of failing tests the output gave (at most 20), with the first assertion line. */
     failures: { name: string; message: string | null }[];
+    /** Baseline only: the commit tested, and whether this is an earlier run's result for it, told again. */
+    commit?: string;
+    cached?: boolean;
     durationMs: number;
     verified: boolean;
     /** How the test command was confined: `bwrap` (sandboxed) or `none`. */

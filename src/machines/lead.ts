@@ -29,6 +29,7 @@ import {
 import {
   faultMessage,
   type AgentType,
+  type Baseline,
   type Isolation,
   type Job,
   type ReviewPolicy,
@@ -71,6 +72,10 @@ export interface LeadInput {
 export interface PlanInput { projectId: string; runId: string; goal: string; settings: LeadSettings }
 export type PlanOutput = { kind: 'planned'; tasks: TaskView[] } | { kind: 'invalid'; reason: string };
 
+export interface PreflightInput { projectId: string; runId: string; settings: LeadSettings }
+/** `ready`: nothing stands in the way of the first model call; `refused`: the run fails with `reason`, nothing paid. */
+export type PreflightOutput = { kind: 'ready'; baseline: Baseline | null } | { kind: 'refused'; reason: string };
+
 export interface PersistInput { projectId: string; runId: string; intents: Intent[] }
 export interface PersistOutput {
   results: IntentResult[];
@@ -94,6 +99,8 @@ export interface LeadContext {
   batch: Intent[];
   budgetBlocked: boolean;
   summary: string | null;
+  /** What the test command said on the base tree before any change (absent in snapshots from before baselines). */
+  baseline?: Baseline | null;
 }
 
 export type LeadEvent =
@@ -150,6 +157,7 @@ function jobFor(context: LeadContext, task: TaskView): Job {
       sandbox: s.sandbox,
       review: s.review,
       protectedPaths: s.protectedPaths,
+      baseline: context.baseline ?? null,
     },
   };
 }
@@ -172,6 +180,7 @@ export const leadMachine = setup({
     input: {} as LeadInput,
   },
   actors: {
+    preflight: notProvided('preflight') as unknown as ReturnType<typeof fromPromise<PreflightOutput, PreflightInput>>,
     plan: notProvided('plan') as unknown as ReturnType<typeof fromPromise<PlanOutput, PlanInput>>,
     persist: notProvided('persist') as unknown as ReturnType<typeof fromPromise<PersistOutput, PersistInput>>,
     worker: workerMachine,
@@ -198,6 +207,7 @@ export const leadMachine = setup({
     awaitsReview: ({ context }) => Object.values(context.tasks).some((t) => t.status === 'review'),
     foundNewTasks: ({ event }) => ((event as unknown as { output: PersistOutput }).output.added?.length ?? 0) > 0,
     planned: ({ event }) => (event as unknown as { output: PlanOutput }).output.kind === 'planned',
+    preflightPassed: ({ event }) => (event as unknown as { output: PreflightOutput }).output.kind === 'ready',
     isWorkerCrash: ({ event }) => WORKER_ERROR_ID.test(event.type),
     budgetRaised: ({ context, event }) =>
       event.type === 'SETTINGS_UPDATED' &&
@@ -272,7 +282,7 @@ export const leadMachine = setup({
         case 'completed': {
           tasks[task.key] = { ...task, status: 'completed' };
           const approved = task.review?.decision === 'approved';
-          const detail = approved && !o.verified ? `approved in review; not verified: the change touched the test setup (${task.review?.files.join(', ') ?? ''})` : undefined;
+          const detail = approved && !o.verified ? `approved in review; not verified: the change touched the test setup (${task.review?.files.join(', ') ?? ''})` : o.detail;
           intents.push({ type: 'complete', taskId: task.id, key: task.key, commit: o.commit, files: o.files, verified: o.verified, detail });
           break;
         }
@@ -468,15 +478,45 @@ export const leadMachine = setup({
     batch: [],
     budgetBlocked: false,
     summary: null,
+    baseline: null,
   }),
   initial: 'idle',
   states: {
     idle: {
       always: [
         { guard: 'startsBlocked', target: 'blocked' },
-        { guard: 'startsWithPlan', target: 'planning' },
-        { target: 'active' },
+        // A run rebuilt paused had its preflight when it started.
+        { guard: 'startsPaused', target: 'active' },
+        { target: 'preflight' },
       ],
+    },
+    /** Before the first paid call: the workspace, the test command, and the baseline run. */
+    preflight: {
+      on: { CANCEL: 'cancelling' },
+      invoke: {
+        src: 'preflight',
+        input: ({ context }) => ({ projectId: context.projectId, runId: context.runId, settings: context.settings }),
+        onDone: [
+          {
+            guard: and(['preflightPassed', 'startsWithPlan']),
+            target: 'planning',
+            actions: assign(({ event }) => ({ baseline: (event.output as Extract<PreflightOutput, { kind: 'ready' }>).baseline })),
+          },
+          {
+            guard: 'preflightPassed',
+            target: 'active',
+            actions: assign(({ event }) => ({ baseline: (event.output as Extract<PreflightOutput, { kind: 'ready' }>).baseline })),
+          },
+          {
+            target: 'failing',
+            actions: assign(({ event }) => ({ summary: `refused before any model call: ${(event.output as { reason: string }).reason}` })),
+          },
+        ],
+        onError: {
+          target: 'failing',
+          actions: assign(({ event }) => ({ summary: `preflight failed: ${faultMessage(event.error)}` })),
+        },
+      },
     },
     planning: {
       on: { CANCEL: 'cancelling' },

@@ -38,6 +38,20 @@ export interface TaskReview {
  */
 export type JobMode = 'work' | 'land' | 'revise';
 
+/**
+ * The test command's run on the base tree before any change (the run's preflight): which tests
+ * already failed, so a worker is not asked to fix what it did not break.
+ */
+export interface Baseline {
+  /** The commit tested (worktree mode); null for a shared workspace's files as they were. */
+  commit: string | null;
+  status: TestStatus;
+  /** Names of the tests that failed there (empty: none failed, or the output named none). */
+  failing: string[];
+  /** One line: "2 failed, 10 passed". */
+  summary: string;
+}
+
 /** What a worker needs to know about the project to do a task; copied into every job. */
 export interface JobSettings {
   projectId: string;
@@ -52,6 +66,8 @@ export interface JobSettings {
   review: ReviewPolicy;
   /** Globs of files whose change (or deletion) sends the task to review. */
   protectedPaths: string[];
+  /** The run's baseline (absent in jobs of runs from before baselines). */
+  baseline?: Baseline | null;
 }
 
 /** One task handed to a worker. Title and description are loaded by the effects, not carried. */
@@ -108,7 +124,8 @@ export function faultMessage(error: unknown): string {
 
 /** How a worker's task ended, reported to the lead. */
 export type WorkerOutcome =
-  | { kind: 'completed'; commit: string | null; files: string[]; verified: boolean }
+  /** `detail`: why a completed task is not verified, when there is more to say than the test status. */
+  | { kind: 'completed'; commit: string | null; files: string[]; verified: boolean; detail?: string }
   | { kind: 'blocked'; reason: 'attempts_exhausted' | 'merge_conflict' | 'review_rejected'; detail: string }
   /** Tests passed, but the change waits for a person (worktree mode: committed on its branch). */
   | { kind: 'review'; review: TaskReview }

@@ -59,7 +59,16 @@ export interface ApplyInput { agentId: string; job: Job; attempt: number; treePa
 export type ApplyOutput = { kind: 'applied'; files: string[] } | { kind: 'rejected'; reason: string };
 
 export interface TestInput { agentId: string; agentType: AgentType; job: Job; attempt: number; treePath: string }
-export interface TestOutput { status: TestStatus; summary: string; excerpt: string }
+export interface TestOutput {
+  status: TestStatus;
+  summary: string;
+  excerpt: string;
+  /**
+   * The run failed, but only tests that already failed on the base tree before any change (the
+   * baseline) failed again: the attempt broke nothing, and the task completes, unverified.
+   */
+  preexisting?: string[];
+}
 
 export interface CorrectionInput {
   agentId: string;
@@ -127,6 +136,13 @@ function job(context: WorkerContext): Job {
   return context.job;
 }
 
+/** Why a task whose only failing tests failed before any change completes unverified. */
+function preexistingDetail(tested: TestOutput | null): { detail?: string } {
+  const names = tested?.preexisting ?? [];
+  if (names.length === 0) return {};
+  return { detail: `not verified: only tests that already failed before any change still fail (${names.slice(0, 5).join('; ')}${names.length > 5 ? '; …' : ''})` };
+}
+
 function report(context: WorkerContext, outcome: WorkerOutcome): WorkerReportEvent {
   const j = job(context);
   return { type: 'WORKER.REPORT', agentId: context.agentId, taskId: j.taskId, key: j.key, epoch: j.epoch, outcome };
@@ -158,7 +174,10 @@ export const workerMachine = setup({
     isOverBudget: ({ event }) => outputOf<GenerateOutput>(event).kind === 'budget_exhausted',
     filesApplied: ({ event }) => outputOf<ApplyOutput>(event).kind === 'applied',
     /** `no_tests` fails a test agent's attempt; other agents complete unverified. */
-    testsAccepted: ({ context, event }) => testsAccepted(outputOf<TestOutput>(event).status, context.agentType),
+    testsAccepted: ({ context, event }) => {
+      const out = outputOf<TestOutput>(event);
+      return testsAccepted(out.status, context.agentType) || (out.preexisting?.length ?? 0) > 0;
+    },
     committed: ({ event }) => outputOf<CommitOutput>(event).kind === 'committed',
     needsReview: ({ event }) => outputOf<CommitOutput>(event).kind === 'review',
     isLanding: ({ context }) => job(context).mode === 'land',
@@ -177,7 +196,7 @@ export const workerMachine = setup({
     reportFault: sendParent(({ context }, params: { error: unknown }) =>
       report(context, { kind: 'failed', detail: faultMessage(params.error) }),
     ),
-    reportCompleted: sendParent(({ context }, params: { commit: string | null; files: string[]; verified: boolean }) =>
+    reportCompleted: sendParent(({ context }, params: { commit: string | null; files: string[]; verified: boolean; detail?: string }) =>
       report(context, { kind: 'completed', ...params }),
     ),
     reportConflict: sendParent(({ context }, params: { detail: string }) =>
@@ -486,7 +505,7 @@ export const workerMachine = setup({
                 type: 'reportCompleted',
                 params: ({ context, event }) => {
                   const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
-                  return { commit: out.sha, files: out.files, verified: context.tested?.status === 'passed' };
+                  return { commit: out.sha, files: out.files, verified: context.tested?.status === 'passed', ...preexistingDetail(context.tested) };
                 },
               },
               'clearJob',

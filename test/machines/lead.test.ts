@@ -232,6 +232,47 @@ describe('lead machine (fake effects)', () => {
     expect(snap.value).toBe('completed');
   });
 
+  it('a refused preflight fails the run with the reason before any model call: no plan, no generation, tasks stay pending', async () => {
+    let planned = 0;
+    const h = fakeLead(
+      { settings: settings(), tasks: [task('a')], goal: 'build it', start: 'plan' },
+      {
+        preflight: async () => ({ kind: 'refused', reason: 'the test command cannot start: command not found: nonexistent-cmd (not on PATH)' }),
+        plan: async () => {
+          planned++;
+          return { kind: 'planned', tasks: [] };
+        },
+      },
+    );
+    h.actor.start();
+    const snap = await waitFor(h.actor, (s) => s.status === 'done');
+    expect(snap.value).toBe('failed');
+    expect(planned).toBe(0);
+    expect(h.calls).toHaveLength(0);
+    expect(snap.context.tasks.a!.status).toBe('pending');
+    expect(h.intents().at(-1)).toEqual({
+      type: 'run',
+      status: 'failed',
+      summary: 'refused before any model call: the test command cannot start: command not found: nonexistent-cmd (not on PATH)',
+    });
+  });
+
+  it('the baseline of a passed preflight reaches every job, and a run rebuilt paused skips the preflight', async () => {
+    const baseline = { commit: 'abc', status: 'failed' as const, failing: ['old > broken'], summary: '1 failed, 2 passed' };
+    const h = fakeLead({ settings: settings(), tasks: [task('a')] }, { preflight: async () => ({ kind: 'ready', baseline }) });
+    h.actor.start();
+    const snap = await waitFor(h.actor, final);
+    expect(snap.value).toBe('completed');
+    expect(snap.context.baseline).toEqual(baseline);
+    expect(h.jobs.map((j) => j.settings.baseline)).toEqual([baseline]);
+
+    let checked = 0;
+    const paused = fakeLead({ settings: settings(), tasks: [task('a')], start: 'paused' }, { preflight: async () => (checked++, { kind: 'ready', baseline: null }) });
+    paused.actor.start();
+    expect(paused.actor.getSnapshot().value).toMatchObject({ active: { schedule: 'paused' } });
+    expect(checked).toBe(0);
+  });
+
   it('an invalid plan fails the run with the reason', async () => {
     const h = fakeLead(
       { settings: settings(), tasks: [], goal: 'build it', start: 'plan' },

@@ -5,8 +5,8 @@
  */
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { Intent, IntentResult } from '../../src/machines/lead-logic.ts';
-import { leadMachine, type LeadInput, type LeadSettings, type PersistInput, type PersistOutput, type PlanInput, type PlanOutput } from '../../src/machines/lead.ts';
-import type { TaskView, TestStatus } from '../../src/machines/types.ts';
+import { leadMachine, type LeadInput, type LeadSettings, type PersistInput, type PersistOutput, type PlanInput, type PlanOutput, type PreflightInput, type PreflightOutput } from '../../src/machines/lead.ts';
+import type { Job, TaskView, TestStatus } from '../../src/machines/types.ts';
 import {
   workerMachine,
   type ApplyInput,
@@ -20,6 +20,7 @@ import {
   type GenerateInput,
   type GenerateOutput,
   type GiveUpInput,
+  type PrepareInput,
   type ReleaseInput,
   type TestInput,
 } from '../../src/machines/worker.ts';
@@ -43,6 +44,8 @@ export interface FakeScript {
   /** Keys whose release (the cleanup after a cancel) waits until released. */
   hangRelease?: Set<string>;
   plan?: (input: PlanInput) => Promise<PlanOutput>;
+  /** The run's preflight (default: ready, no baseline). */
+  preflight?: (input: PreflightInput) => Promise<PreflightOutput>;
   /** Make the worker's correction guard throw: a bug that crashes the worker actor. */
   crashWorker?: boolean;
   /** Make some writes lose their race. */
@@ -104,6 +107,8 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
   const lands: LandInput[] = [];
   const discards: DiscardInput[] = [];
   const releases: ReleaseInput[] = [];
+  /** Every job a worker was handed, in order. */
+  const jobs: Job[] = [];
   const effects: Call[] = [];
   const waiters: { match: (c: Call) => boolean; done: Deferred<Call> }[] = [];
   const generations = new Map<string, number>();
@@ -151,7 +156,10 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
         }
       : {},
     actors: {
-      prepare: fromPromise(async () => ({ treePath: '/tree' })),
+      prepare: fromPromise(async ({ input }: { input: PrepareInput }) => {
+        jobs.push(input.job);
+        return { treePath: '/tree' };
+      }),
       generate: fromPromise<GenerateOutput, GenerateInput>(async ({ input, signal }) => {
         live++;
         maxLive = Math.max(maxLive, live);
@@ -210,6 +218,9 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
   const machine = leadMachine.provide({
     actors: {
       worker,
+      preflight: fromPromise<PreflightOutput, PreflightInput>(async ({ input }) =>
+        script.preflight ? script.preflight(input) : { kind: 'ready' as const, baseline: null },
+      ),
       plan: fromPromise(async ({ input }: { input: PlanInput }) =>
         script.plan ? script.plan(input) : { kind: 'invalid' as const, reason: 'no planner' },
       ),
@@ -250,6 +261,7 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
     lands,
     discards,
     releases,
+    jobs,
     effects,
     started,
     workerStates,

@@ -93,6 +93,7 @@ async function buildRequest(deps: GenerateDeps, input: GenerateInput, task: Task
     testCommand: job.settings.testCommand,
     failure: input.failure,
     previousFiles,
+    baseline: job.settings.baseline ?? null,
   });
   return {
     model: job.settings.model,

@@ -3,7 +3,7 @@
  * message carries the task's title and description verbatim, a view of the workspace and, on a
  * correction, what was written last time and how the tests failed.
  */
-import type { AgentType } from '../../machines/types.ts';
+import type { AgentType, Baseline } from '../../machines/types.ts';
 import type { AttemptFailure } from '../../machines/worker.ts';
 import { storableText } from '../../safe-text.ts';
 
@@ -55,6 +55,27 @@ export interface WorkerMessageParts {
   testCommand: string[];
   failure: AttemptFailure | null;
   previousFiles: { path: string; action: string; content?: string | undefined }[] | null;
+  /** The test command's run on the base tree before any change, when the run made one. */
+  baseline?: Baseline | null;
+}
+
+const BASELINE_NAMES_MAX = 30;
+
+/** What already failed before any change, so the model is not asked to fix what it did not break. */
+function baselineSection(b: Baseline): string[] {
+  if (b.status === 'passed' || b.status === 'no_tests') return [];
+  const head = ['', '## Tests that already failed before any change', ''];
+  if (b.failing.length === 0) {
+    return [...head, `Before any change was made, the test command already failed on the base tree (${storableText(b.summary)}). That is not caused by your work; fix it only if the task asks for it.`];
+  }
+  const names = b.failing.slice(0, BASELINE_NAMES_MAX).map((n) => `- ${storableText(n)}`);
+  if (b.failing.length > BASELINE_NAMES_MAX) names.push(`- … and ${b.failing.length - BASELINE_NAMES_MAX} more`);
+  return [
+    ...head,
+    'These tests failed on the base tree before any change was made. They are not yours to fix unless the task asks for it; if only these fail after your change, your change counts as not breaking anything:',
+    '',
+    ...names,
+  ];
 }
 
 export const FAILURE_OUTPUT_MAX = 12_000;
@@ -71,6 +92,7 @@ export function workerUserMessage(p: WorkerMessageParts): string {
   ];
   if (p.guidance) parts.push('', '## Guidance from a person', '', p.guidance);
   parts.push('', '## How your work is checked', '', `The test command \`${p.testCommand.join(' ')}\` runs in the workspace root after your files are written.`);
+  if (p.baseline) parts.push(...baselineSection(p.baseline));
   parts.push('', '## Workspace', '', p.workspaceView || '(empty)');
   if (p.failure) {
     // Failures quote test output and refused answers: NUL never travels into a request.

@@ -25,7 +25,7 @@ import { isLeaseLost } from './leases.ts';
 import { taskViewOf } from './views.ts';
 
 /** Longest test output kept per result row. */
-const STORED_OUTPUT_MAX = 64 * 1024;
+export const STORED_OUTPUT_MAX = 64 * 1024;
 
 /**
  * @param fence checked first in every write of a run's work (tests, corrections, files,
@@ -39,16 +39,16 @@ const EXPLANATION_MAX = 2_000;
 const FAILURES_KEPT = 20;
 
 /** Failing tests as stored and told: at most `FAILURES_KEPT`, names and messages bounded, NUL made visible. */
-function storedFailures(failures: readonly { name: string; message: string | null }[]) {
+export function storedFailures(failures: readonly { name: string; message: string | null }[]) {
   return failures.slice(0, FAILURES_KEPT).map((f) => ({ name: boundedText(f.name, 300), message: f.message === null ? null : boundedText(f.message, 300) }));
 }
 
-export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
-  const db = outbox.store.db;
-  // A failed statement reaches the effect (and from there a reason) as a short StorageError,
-  // never as Drizzle's message with the whole SQL and its values (see `coerceError`).
-  const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn)).catch(rethrowCoerced);
-  const runWrite = <T>(runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>) =>
+/**
+ * A transaction written for a run: retried on transient errors, fenced (nothing is written for a
+ * run this process no longer owns), failures as short StorageErrors.
+ */
+export function fencedWriter(outbox: Outbox, fence?: RunFence) {
+  return <T>(runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>) =>
     withDbRetry(() =>
       outbox.transact(async (tx, emit) => {
         if (runId) await fence?.check(tx, runId);
@@ -58,6 +58,14 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
       if (isLeaseLost(e)) fence?.lost(runId);
       return rethrowCoerced(e);
     });
+}
+
+export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & WorkerRecorder & TaskReader & BudgetReader & PlanStore {
+  const db = outbox.store.db;
+  // A failed statement reaches the effect (and from there a reason) as a short StorageError,
+  // never as Drizzle's message with the whole SQL and its values (see `coerceError`).
+  const write = <T>(fn: (tx: Tx, emit: Emit) => Promise<T>) => withDbRetry(() => outbox.transact(fn)).catch(rethrowCoerced);
+  const runWrite = fencedWriter(outbox, fence);
   const emitOne = (e: NewEvent) =>
     runWrite(e.runId ?? '', (_tx, emit) => {
       emit(e);
@@ -170,6 +178,7 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
           agentId: scope.agentId,
           epoch,
           ...summary,
+          summary: storableText(result.summary),
           exitCode: result.exitCode,
           // The test effect already shows NUL as U+2400; this is the last line of defence.
           output: storableText(result.output.length > STORED_OUTPUT_MAX ? result.output.slice(-STORED_OUTPUT_MAX) : result.output),

@@ -4,6 +4,8 @@
  * phases. Control operations validate, persist or send an event to the lead, and return: they
  * never wait for agent work.
  */
+import { createPreflight } from '../preflight.ts';
+import { createBaselineStore } from './baseline-records.ts';
 import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
 import { eq, sql } from 'drizzle-orm';
@@ -159,6 +161,12 @@ export class Runtime {
         worker,
         persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.takeSnapshots(), this.fence),
         plan: createPlan({ ...model, budget: records, plans: records, maxTokens }),
+        preflight: createPreflight({
+          store: createBaselineStore(this.outbox, this.fence),
+          worktreesRoot: path.join(o.dataDir, 'worktrees'),
+          childEnv: o.childEnv,
+          sandboxHide: [o.dataDir],
+        }),
       },
     });
   }

@@ -1,0 +1,90 @@
+/**
+ * Baselines in the database: a `test_results` row with `phase: 'baseline'` and no task (the base
+ * tree is the project's, not a task's), told as a `test.result` event with `attempt: 0`.
+ */
+import { and, desc, eq, gte, isNull } from 'drizzle-orm';
+import { withDbRetry } from '../../db/retry.ts';
+import { projects, testResults } from '../../db/schema.ts';
+import type { Outbox } from '../../events/outbox.ts';
+import { event } from '../../events/types.ts';
+import type { TestStatus } from '../../machines/types.ts';
+import { storableText } from '../../safe-text.ts';
+import { baselineOf, type BaselineStore } from '../preflight.ts';
+import type { TestRunResult } from '../testing/run-tests.ts';
+import type { RunFence } from './lead-writer.ts';
+import { fencedWriter, storedFailures, STORED_OUTPUT_MAX } from './records.ts';
+
+/** The lead's agent id: a baseline is the lead's doing, before any worker exists. */
+const LEAD = 'lead';
+
+export function createBaselineStore(outbox: Outbox, fence?: RunFence): BaselineStore {
+  const db = outbox.store.db;
+  const runWrite = fencedWriter(outbox, fence);
+  return {
+    async cachedBaseline(projectId, commit) {
+      const [row] = await withDbRetry(() =>
+        db
+          .select({ r: testResults })
+          .from(testResults)
+          .innerJoin(projects, eq(projects.id, testResults.projectId))
+          // Valid only since the project's settings (test command, sandbox, timeout) last changed.
+          .where(and(eq(testResults.projectId, projectId), eq(testResults.phase, 'baseline'), eq(testResults.commit, commit), isNull(testResults.taskId), gte(testResults.createdAt, projects.updatedAt)))
+          .orderBy(desc(testResults.id))
+          .limit(1),
+      );
+      if (!row) return null;
+      const r = row.r;
+      const result: TestRunResult = {
+        status: r.status as TestStatus,
+        passed: r.passed,
+        failed: r.failed,
+        errors: r.errors,
+        skipped: r.skipped,
+        total: r.total,
+        failures: r.failures,
+        exitCode: r.exitCode,
+        signal: null,
+        durationMs: r.durationMs,
+        output: r.output,
+        outputBytes: Buffer.byteLength(r.output),
+        truncated: false,
+        sandbox: r.sandbox === 'bwrap' ? 'bwrap' : 'none',
+        summary: r.summary ?? r.status,
+      };
+      return { ...baselineOf(commit, result), result };
+    },
+
+    baselineResult: (scope, commit, result, cached) =>
+      runWrite(scope.runId, async (tx, emit) => {
+        const summary = {
+          attempt: 0,
+          status: result.status,
+          passed: result.passed,
+          failed: result.failed,
+          errors: result.errors,
+          skipped: result.skipped,
+          total: result.total,
+          phase: 'baseline' as const,
+          failures: storedFailures(result.failures),
+          durationMs: Math.round(result.durationMs),
+          verified: result.status === 'passed',
+          sandbox: result.sandbox,
+        };
+        if (!cached) {
+          await tx.insert(testResults).values({
+            projectId: scope.projectId,
+            taskId: null,
+            runId: scope.runId,
+            agentId: LEAD,
+            epoch: 0,
+            commit,
+            summary: storableText(result.summary),
+            ...summary,
+            exitCode: result.exitCode,
+            output: storableText(result.output.length > STORED_OUTPUT_MAX ? result.output.slice(-STORED_OUTPUT_MAX) : result.output),
+          });
+        }
+        emit(event('test.result', { ...summary, ...(cached ? { cached: true } : {}), ...(commit ? { commit } : {}) }, { projectId: scope.projectId, runId: scope.runId, agentId: LEAD }));
+      }),
+  };
+}
