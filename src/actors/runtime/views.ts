@@ -38,6 +38,10 @@ export interface TaskJson {
   priority: number;
   status: string;
   blockedReason: string | null;
+  /** Why the task failed, blocked, or completed unverified, in one sentence (null otherwise). */
+  reason: string | null;
+  /** The project's own, unmodified test setup passed (null until the task's tests decided). */
+  verified: boolean | null;
   agentId: string | null;
   attempts: number;
   guidance: string | null;
@@ -68,6 +72,8 @@ export interface ActorJson {
   state: unknown;
   status: string;
   taskId?: string;
+  /** The key of the task `taskId` names (contract §2 ActorView: next to `taskId`). */
+  taskKey?: string;
   attempt?: number;
   updatedAt: string;
 }
@@ -129,6 +135,8 @@ export function taskJson(row: TaskRow, dependsOn: string[]): TaskJson {
     priority: row.priority,
     status: row.status,
     blockedReason: row.blockedReason,
+    reason: row.reason,
+    verified: row.verified,
     agentId: row.agentId,
     attempts: row.attempts,
     guidance: row.guidance,
@@ -152,7 +160,8 @@ export function runJson(row: RunRow): RunJson {
   };
 }
 
-export function actorJson(row: ActorRow): ActorJson {
+/** `taskKey`: the key of the task `row.taskId` names (read with the row, see `Runtime.actorRows`). */
+export function actorJson(row: ActorRow, taskKey?: string | null): ActorJson {
   const out: ActorJson = {
     id: row.actorId,
     kind: row.kind === 'lead' ? 'lead' : 'worker',
@@ -163,7 +172,10 @@ export function actorJson(row: ActorRow): ActorJson {
     updatedAt: row.updatedAt.toISOString(),
   };
   if (row.agentType) out.agentType = row.agentType;
-  if (row.taskId) out.taskId = row.taskId;
+  if (row.taskId) {
+    out.taskId = row.taskId;
+    if (taskKey) out.taskKey = taskKey;
+  }
   if (row.attempt !== null) out.attempt = row.attempt;
   return out;
 }

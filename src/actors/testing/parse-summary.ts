@@ -114,14 +114,69 @@ function parseNodeTest(lines: readonly string[]): Candidate | undefined {
     if (NODE_FILE_PLACEHOLDER.test(lines[i] ?? '')) placeholders++;
   }
   const get = (name: string) => fields.get(name) ?? 0;
-  const counts = withNoTests({
+  const counts = withNoTests(
+    {
     passed: Math.max(0, get('pass') - placeholders),
     failed: get('fail') + get('cancelled'),
     errors: 0,
     skipped: get('skipped') + get('todo'),
     total: Math.max(0, get('tests') - placeholders),
-  });
+    },
+    tapFailures(lines, previous + 1, at),
+  );
   return { line: at, runner: 'node', counts };
+}
+
+const TAP_NOT_OK = /^(\s*)not ok \d+(?: -)? (.*?)(?: # (?:SKIP|TODO)\b.*)?$/i;
+const TAP_SUBTEST = /^(\s*)# Subtest: (.*)$/;
+const TAP_ERROR = /^\s*error: (.*)$/;
+const FAILURES_MAX = 50;
+
+/**
+ * Failing tests of a TAP stream (node:test's default reporter when its output is not a terminal):
+ * `not ok N - name`, nested under `# Subtest:` lines by indentation (joined with " > "), with the
+ * first line of the YAML block's `error`. A suite that failed only because a test inside it failed
+ * (`failureType: 'subtestsFailed'`) is not a failing test of its own.
+ */
+function tapFailures(lines: readonly string[], from: number, to: number): TestFailure[] {
+  const failures: TestFailure[] = [];
+  const path: { indent: number; name: string }[] = [];
+  for (let i = Math.max(0, from); i < to && failures.length < FAILURES_MAX; i++) {
+    const line = lines[i] ?? '';
+    const sub = TAP_SUBTEST.exec(line);
+    if (sub) {
+      const indent = sub[1]?.length ?? 0;
+      while (path.length > 0 && path[path.length - 1]!.indent >= indent) path.pop();
+      path.push({ indent, name: sub[2] ?? '' });
+      continue;
+    }
+    const bad = TAP_NOT_OK.exec(line);
+    if (!bad || /# (?:SKIP|TODO)\b/i.test(line)) continue;
+    const indent = bad[1]?.length ?? 0;
+    const own = bad[2] ?? '';
+    let message: string | null = null;
+    let container = false;
+    for (let j = i + 1; j < to && j < i + 40; j++) {
+      const next = lines[j] ?? '';
+      if (TAP_NOT_OK.test(next) || TAP_SUBTEST.test(next) || /^\s*ok \d+/.test(next)) break;
+      if (/failureType: '?subtestsFailed'?/.test(next)) container = true;
+      const err = TAP_ERROR.exec(next);
+      if (err && message === null) {
+        const inline = (err[1] ?? '').trim();
+        if (inline !== '|-' && inline !== '|' && inline !== '>-') message = inline.replace(/^'(.*)'$/, '$1') || null;
+        else for (let k = j + 1; k < to && k < j + 20; k++) {
+          const text = (lines[k] ?? '').trim();
+          if (text !== '') {
+            message = text;
+            break;
+          }
+        }
+      }
+    }
+    const parents = path.filter((p) => p.indent < indent).map((p) => p.name);
+    if (!container) failures.push({ name: [...parents, own].join(' > '), message });
+  }
+  return failures;
 }
 
 // ---------------------------------------------------------------- vitest

@@ -9,7 +9,10 @@ const counts = (passed: number, failed: number, skipped: number, total: number |
   skipped,
   total,
   noTests,
+  failures: expect.any(Array) as unknown,
 });
+/** Output no parser understood: every count null, never a made-up 0. */
+const unknown = { passed: null, failed: null, errors: null, skipped: null, total: null, noTests: false, failures: [] };
 
 describe('parseTestSummary: node:test', () => {
   const tap = `TAP version 13
@@ -40,6 +43,25 @@ ok 3 - later # TODO
 
   it('reads the TAP reporter summary; cancelled counts as failed, todo as skipped', () => {
     expect(parseTestSummary(tap, 1)).toEqual(counts(1, 2, 1, 4));
+  });
+
+  it('names failing TAP tests with their suite path and the first line of the error; a suite failing only through its tests is not named', () => {
+    // Captured from node v20.20.2: `node --test` on one file, not a terminal (TAP).
+    const out = [
+      'TAP version 13', '# Subtest: old works', 'ok 1 - old works', '  ---', '  duration_ms: 2.4', '  ...',
+      '# Subtest: old is broken', 'not ok 2 - old is broken', '  ---', '  duration_ms: 2.47', "  location: '/tmp/nt/test/old.test.js:4:1'",
+      "  failureType: 'testCodeFailure'", '  error: |-', '    Expected values to be strictly equal:', '    ', '    1 !== 2', '    ', "  code: 'ERR_ASSERTION'", '  ...',
+      '# Subtest: suite', '    # Subtest: inner fails', '    not ok 1 - inner fails', '      ---', "      failureType: 'testCodeFailure'", '      error: |-',
+      '        The expression evaluated to a falsy value:', '      ...', '    1..1', 'not ok 3 - suite', '  ---', "  type: 'suite'", "  failureType: 'subtestsFailed'",
+      "  error: '1 subtest failed'", '  ...', '1..3', '# tests 3', '# suites 1', '# pass 1', '# fail 2', '# cancelled 0', '# skipped 0', '# todo 0', '# duration_ms 60.1', '',
+    ].join('\n');
+    expect(parseTestSummary(out, 1)).toEqual({
+      ...counts(1, 2, 0, 3),
+      failures: [
+        { name: 'old is broken', message: 'Expected values to be strictly equal:' },
+        { name: 'suite > inner fails', message: 'The expression evaluated to a falsy value:' },
+      ],
+    });
   });
 
   it('reads the spec reporter summary', () => {
@@ -176,7 +198,7 @@ FAILED tests/test_sum.py::test_add - assert 2 == 3
   });
 
   it('ignores exit code 5 from something that is not pytest', () => {
-    expect(parseTestSummary('weird\n', 5)).toEqual(counts(0, 0, 0, null));
+    expect(parseTestSummary('weird\n', 5)).toEqual(unknown);
   });
 
   it('does not take "3 files in 0.2s" from another tool for a pytest summary', () => {
@@ -185,9 +207,10 @@ FAILED tests/test_sum.py::test_add - assert 2 == 3
 });
 
 describe('parseTestSummary: general', () => {
-  it('returns zeros with total null for unknown output', () => {
-    expect(parseTestSummary('hello\nworld\n', 0)).toEqual(counts(0, 0, 0, null));
-    expect(parseTestSummary('', null)).toEqual(counts(0, 0, 0, null));
+  it('returns null counts (never zeros) for unknown output', () => {
+    expect(parseTestSummary('hello\nworld\n', 0)).toEqual(unknown);
+    expect(parseTestSummary('', null)).toEqual(unknown);
+    expect(parseTestSummary('make: *** [Makefile:3: test] Error 2\n', 2)).toEqual(unknown);
   });
 
   it('prefers the last summary in the output', () => {
