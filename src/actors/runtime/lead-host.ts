@@ -5,10 +5,10 @@
  */
 import { createActor, waitFor, type Actor, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
 import { withDbRetry } from '../../db/retry.ts';
-import { coerceError } from '../../errors.ts';
+import { coerceError, conflict, TroupeError } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import type { Logger } from '../../logger.ts';
-import type { LeadEvent, LeadInput, LeadMachine } from '../../machines/lead.ts';
+import type { LeadEvent, LeadInput, LeadMachine, PersistInput } from '../../machines/lead.ts';
 import type { Intent } from '../../machines/lead-logic.ts';
 import type { RunStatus } from '../../machines/types.ts';
 import { persistBatch, type Companion, type RunFence } from './lead-writer.ts';
@@ -29,6 +29,13 @@ export interface LeadHostOptions {
 }
 
 const WORKER_ID = /^(backend|frontend|test)-\d+$/;
+
+/** Someone waiting for the intents an event queued to be written (see `sendAndPersist`). */
+interface WriteWaiter {
+  pending: Set<Intent>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
 /** A final write that takes longer than this is a database in trouble: the caller gets a 409. */
 const SETTLE_TIMEOUT_MS = 10_000;
 
@@ -42,6 +49,7 @@ export class LeadHost {
   private stopped = false;
   private resolveEnded!: () => void;
   private readonly disposers: (() => void)[] = [];
+  private readonly waiters = new Set<WriteWaiter>();
 
   constructor(private readonly options: LeadHostOptions) {
     this.projectId = options.input.projectId;
@@ -86,9 +94,20 @@ export class LeadHost {
     for (const fn of this.disposers.splice(0)) fn();
   }
 
-  /** The snapshots and state changes not yet written, to commit with the lead's next batch. */
-  takeSnapshots(): Promise<Companion> {
-    return this.snapshots.take(this.actor);
+  /**
+   * The snapshots and state changes not yet written, to commit with the lead's next batch
+   * (`batch`: the batch they go with; once it is done, whoever waits for its intents hears).
+   */
+  async takeSnapshots(batch?: PersistInput): Promise<Companion> {
+    const taken = await this.snapshots.take(this.actor);
+    const intents = batch?.runId === this.runId ? batch.intents : [];
+    return {
+      write: (tx, emit) => taken.write(tx, emit),
+      done: (committed) => {
+        taken.done(committed);
+        this.batchDone(intents, committed);
+      },
+    };
   }
 
   /** Keys of the tasks the lead knows. */
@@ -104,6 +123,63 @@ export class LeadHost {
 
   send(event: LeadEvent): void {
     this.actor.send(event);
+  }
+
+  /**
+   * Sends `event` and resolves once every intent it made the lead queue (task and run status
+   * changes, their events) is committed: a control request answered after this reads what it
+   * did. Rejects with a `TroupeError` when the lead will not write them — its write failed, it
+   * ended or was stopped first, or the run is another process's now. No timers: the writer's
+   * own batches say when.
+   */
+  sendAndPersist(event: LeadEvent): Promise<void> {
+    const before = new Set(this.unwritten());
+    this.actor.send(event);
+    const mine = this.unwritten().filter((i) => !before.has(i));
+    if (mine.length === 0) return Promise.resolve();
+    if (this.stopped || this.actor.getSnapshot().status !== 'active') return Promise.reject(notWritten('the run ended before it was recorded'));
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.add({ pending: new Set(mine), resolve, reject });
+    });
+  }
+
+  /** Intents the lead decided but has not written yet: queued, or in the batch being written. */
+  private unwritten(): Intent[] {
+    const { queue, batch } = this.actor.getSnapshot().context;
+    return [...queue, ...batch];
+  }
+
+  private batchDone(intents: readonly Intent[], committed: boolean): void {
+    if (this.waiters.size === 0 || intents.length === 0) return;
+    for (const waiter of [...this.waiters]) {
+      if (!intents.some((i) => waiter.pending.has(i))) continue;
+      if (!committed) {
+        this.waiters.delete(waiter);
+        waiter.reject(new TroupeError('unavailable', 'the run could not record it: its write to the database failed (the run stops); try again'));
+        continue;
+      }
+      for (const i of intents) waiter.pending.delete(i);
+      if (waiter.pending.size === 0) {
+        this.waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** After each lead step: intents that left the queue without being written (a failing lead drops its queue) never will be. */
+  private checkDropped(): void {
+    if (this.waiters.size === 0) return;
+    const left = new Set(this.unwritten());
+    for (const waiter of [...this.waiters]) {
+      if ([...waiter.pending].every((i) => left.has(i))) continue;
+      this.waiters.delete(waiter);
+      waiter.reject(notWritten('the run failed before it was recorded'));
+    }
+  }
+
+  private rejectWaiters(why: string): void {
+    for (const waiter of [...this.waiters]) waiter.reject(notWritten(why));
+    this.waiters.clear();
   }
 
   /**
@@ -130,6 +206,7 @@ export class LeadHost {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.rejectWaiters('the run was stopped before it was recorded');
     this.dispose();
     await this.snapshots.settle();
     this.snapshots.close();
@@ -145,6 +222,7 @@ export class LeadHost {
   abandon(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.rejectWaiters('this process gave the run up (another process executes it now) before it was recorded: try again');
     this.dispose();
     this.snapshots.close();
     this.actor.stop();
@@ -162,6 +240,7 @@ export class LeadHost {
     const ref = ev.actorRef as AnyActorRef;
     if (ref === (this.actor as AnyActorRef)) {
       this.snapshots.observe('lead', ref, 'lead', ev.snapshot);
+      this.checkDropped();
     } else if (ref._parent === this.actor && WORKER_ID.test(ref.id)) {
       this.snapshots.observe(ref.id, ref, 'worker', ev.snapshot);
     }
@@ -173,6 +252,7 @@ export class LeadHost {
     // sure the run row says so (guarded: a run already final is left as it is).
     const summary = error ? `internal error: ${error.message}` : snapshot.value === 'failed' ? (snapshot.context.summary ?? 'internal error') : null;
     if (error) this.options.logger.error({ err: error, runId: this.runId }, 'lead actor crashed');
+    this.rejectWaiters('the run ended before it was recorded');
     if (summary) {
       await this.failRun(summary).catch((e: unknown) =>
         this.options.logger.error({ err: coerceError(e), runId: this.runId }, 'cannot record the failed run'),
@@ -209,4 +289,9 @@ export function runStatusOf(snapshot: ReturnType<Actor<LeadMachine>['getSnapshot
   if (snapshot.matches('completed')) return 'completed';
   if (snapshot.matches('cancelling') || snapshot.matches('cancelled')) return 'cancelled';
   return 'failed';
+}
+
+/** A control request whose change the lead will not write: 409, saying why. */
+function notWritten(why: string): TroupeError {
+  return conflict(`not done: ${why}`);
 }

@@ -8,7 +8,7 @@ import { createPreflight } from '../preflight.ts';
 import { createBaselineStore } from './baseline-records.ts';
 import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
-import { eq, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { AnyActorRef, AnyStateMachine, Snapshot } from 'xstate';
 import type { Store } from '../../db/client.ts';
@@ -26,7 +26,7 @@ import {
   type RunRow,
 } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
-import { agents, projects as projectsTable, runs } from '../../db/schema.ts';
+import { actorSnapshots, agents, projects as projectsTable, runs, tasks as tasksTable } from '../../db/schema.ts';
 import { normalizeConfig, patchProjectSchema, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
 import { coerceError, conflict, invalid, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
@@ -159,7 +159,7 @@ export class Runtime {
     this.machine = leadMachine.provide({
       actors: {
         worker,
-        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.takeSnapshots(), this.fence),
+        persist: createPersist(this.outbox, async (input) => this.hosts.get(input.projectId)?.takeSnapshots(input), this.fence),
         plan: createPlan({ ...model, budget: records, plans: records, maxTokens }),
         preflight: createPreflight({
           store: createBaselineStore(this.outbox, this.fence),
@@ -388,7 +388,8 @@ export class Runtime {
     }
     const e: LeadEvent = { type: 'RETRY', key: row.key, guidance: guidance ?? null };
     if (host?.can(e)) {
-      host.send(e);
+      // Answered with the task as the retry left it: once the lead's write of it committed.
+      await host.sendAndPersist(e);
     } else if (host) {
       throw conflict(`the run is ${host.runStatus()}: it cannot take a retry now`);
     } else {
@@ -401,8 +402,9 @@ export class Runtime {
    * A person's decision about a task in `review`: approved, its change is merged and the task
    * completes; rejected, the change is discarded and, with guidance, corrected (otherwise the task
    * ends `blocked`, `review_rejected`). Either way a worker of the run does it: a blocked run
-   * resumes by itself; with no run, the next start picks it up. Answers with the task as the
-   * decision leaves it (`pending`, queued for that worker).
+   * resumes by itself; with no run, the next start picks it up. Answers with the task row once
+   * the decision is written (`pending`, queued for that worker — or already `in_progress` when
+   * a worker was free and took it in the same write).
    */
   reviewTask(projectId: string, ref: string, decision: 'approved' | 'rejected', guidance?: string): Promise<TaskJson> {
     this.assertAccepting();
@@ -424,7 +426,7 @@ export class Runtime {
     }
     const e: LeadEvent = { type: 'REVIEW', key: row.key, decision, guidance: guidance ?? null };
     if (host?.can(e)) {
-      host.send(e);
+      await host.sendAndPersist(e);
     } else if (host) {
       throw conflict(`the run is ${host.runStatus()}: it cannot take a review decision now`);
     } else {
@@ -434,9 +436,7 @@ export class Runtime {
         await persistBatch(tx, emit, { projectId, runId: '', intents });
       });
     }
-    const task = await this.taskJson(projectId, row.id);
-    if (task.status !== 'review') return task;
-    return { ...task, status: 'pending', agentId: null, review: { ...row.review, decision }, guidance: decision === 'rejected' && guidance ? guidance : task.guidance };
+    return this.taskJson(projectId, row.id);
   }
 
   /**
@@ -467,8 +467,9 @@ export class Runtime {
     const host = await this.settledHost(projectId);
     const e: LeadEvent = { type: 'CANCEL_TASK', key: row.key };
     if (host?.can(e)) {
-      host.send(e);
-      return { ...(await this.taskJson(projectId, row.id)), status: 'cancelled' };
+      // The lead's context says cancelled at once (a late report changes nothing); the row once written.
+      await host.sendAndPersist(e);
+      return this.taskJson(projectId, row.id);
     }
     if (host && host.runStatus() !== 'blocked') throw conflict(`the run is ${host.runStatus()}: it cannot cancel a task now`);
     if (!host) await this.assertNotElsewhere(projectId);
@@ -802,15 +803,26 @@ export class Runtime {
     await this.projects.row(projectId);
     const latest = (await latestRuns(this.db, [projectId])).get(projectId);
     if (!latest) return [];
-    return (await actorsOfRun(this.db, latest.id)).map(actorJson);
+    return (await this.actorRows(latest.id)).map(({ row, taskKey }) => actorJson(row, taskKey));
   }
 
   async getActor(projectId: string, actorId: string) {
     await this.projects.row(projectId);
     const latest = (await latestRuns(this.db, [projectId])).get(projectId);
-    const row = latest ? (await actorsOfRun(this.db, latest.id)).find((a) => a.actorId === actorId) : undefined;
-    if (!row) throw notFound('actor');
-    return { ...actorJson(row), snapshot: sanitize(row.snapshot) };
+    const found = latest ? (await this.actorRows(latest.id, actorId))[0] : undefined;
+    if (!found) throw notFound('actor');
+    return { ...actorJson(found.row, found.taskKey), snapshot: sanitize(found.row.snapshot) };
+  }
+
+  /** The run's actor rows (or one), each with the key of the task its `taskId` names: one query. */
+  private actorRows(runId: string, actorId?: string) {
+    const where = and(eq(actorSnapshots.runId, runId), actorId === undefined ? undefined : eq(actorSnapshots.actorId, actorId));
+    return this.db
+      .select({ row: actorSnapshots, taskKey: tasksTable.key })
+      .from(actorSnapshots)
+      .leftJoin(tasksTable, eq(tasksTable.id, actorSnapshots.taskId))
+      .where(where)
+      .orderBy(asc(actorSnapshots.actorId));
   }
 
   async usage(projectId: string) {
