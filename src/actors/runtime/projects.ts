@@ -27,7 +27,9 @@ import { fillConfig, normalizeConfig, type CreateProject, type PatchProject, typ
 import { conflict, invalid, notFound, TroupeError, unprocessable } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { newId } from '../../ids.ts';
+import { resolveTestCommand } from '../testing/resolve-command.ts';
 import { bwrapAvailable } from '../testing/sandbox.ts';
+import { isGitRepo } from '../workspace/git.ts';
 import { ensureWorkspace } from '../workspace/workspace.ts';
 import { insertTasks } from './records.ts';
 import { projectJson, taskJson, usageJson, type ProjectJson, type TaskJson } from './views.ts';
@@ -39,6 +41,8 @@ export interface ProjectServiceOptions {
   workspaceRoot?: string | undefined;
   /** `config.sandbox.mode` of projects that do not say (`TROUPE_SANDBOX`). */
   sandboxMode?: 'bwrap' | 'none' | undefined;
+  /** The environment test commands run with (`config.childEnv`): a bare program is looked up on its `PATH`. */
+  childEnv: Record<string, string>;
 }
 
 export class ProjectService {
@@ -48,44 +52,38 @@ export class ProjectService {
     return this.o.outbox.store.db;
   }
 
+  /**
+   * Creates a project. Every check runs first ({@link checkNewProject}), so bad input leaves
+   * nothing behind: no directory, no `git init`, no row. Only the default workspace is made.
+   */
   async create(input: CreateProject): Promise<ProjectJson> {
     const id = newId('prj');
-    const defaults = { sandboxMode: this.o.sandboxMode ?? 'bwrap' } as const;
-    // Refused before anything exists: no workspace is created for a project that cannot run.
-    await requireSandbox(fillConfig(input.config, false, undefined, defaults).sandbox.mode);
-    const workspace = await this.prepareWorkspace(input.workspace, id);
-    const config = fillConfig(input.config, workspace.git, undefined, defaults);
-    if (input.config?.isolation === 'worktree' && !workspace.git) {
-      throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${workspace.path} is not a git repository` }]);
+    const checked = await checkNewProject(input, id, this.o);
+    const workspace = await this.prepareWorkspace(checked);
+    const config = fillConfig(input.config, workspace.git, undefined, { sandboxMode: this.o.sandboxMode ?? 'bwrap' });
+    try {
+      await this.db.insert(projects).values({
+        id,
+        name: input.name,
+        workspace: workspace.path,
+        testCommand: input.testCommand,
+        goal: input.goal ?? null,
+        config: config as unknown as Record<string, unknown>,
+      });
+    } catch (e) {
+      // A default workspace made for a row that was never written would be an orphan.
+      if (checked.fresh) await fs.rm(checked.dir, { recursive: true, force: true });
+      throw e;
     }
-    await this.db.insert(projects).values({
-      id,
-      name: input.name,
-      workspace: workspace.path,
-      testCommand: input.testCommand,
-      goal: input.goal ?? null,
-      config: config as unknown as Record<string, unknown>,
-    });
     return this.get(id);
   }
 
-  /** Resolves, checks and prepares a workspace: created and `git init`-ed when it does not exist. */
-  private async prepareWorkspace(given: string | undefined, id: string): Promise<{ path: string; git: boolean }> {
-    const dir = path.resolve(given ?? path.join(this.o.dataDir, 'workspaces', id));
-    const root = this.o.workspaceRoot;
-    if (root) {
-      const realRoot = await fs.realpath(root).catch(() => path.resolve(root));
-      const parent = await realParent(dir);
-      if (parent !== realRoot && !parent.startsWith(realRoot + path.sep)) {
-        const why = given === undefined ? `the default workspace ${dir} is outside ${realRoot}: give a workspace inside it` : `must be inside ${realRoot}`;
-        throw invalid('workspace is outside TROUPE_WORKSPACE_ROOT', [{ path: 'workspace', message: why }]);
-      }
-    }
-    const exists = await fs.stat(dir).then((s) => s, () => null);
-    if (exists && !exists.isDirectory()) throw invalid('workspace is not a directory', [{ path: 'workspace', message: `${dir} is a file` }]);
+  /** Makes a checked workspace usable: the default one is created and `git init`-ed; an existing unborn repository gets its first commit. */
+  private async prepareWorkspace(checked: CheckedProject): Promise<{ path: string; git: boolean }> {
     try {
-      return await ensureWorkspace(dir, { create: !exists });
+      return await ensureWorkspace(checked.dir, { create: checked.fresh, env: this.o.childEnv });
     } catch (e) {
+      if (checked.fresh) await fs.rm(checked.dir, { recursive: true, force: true });
       throw invalid('cannot use the workspace', [{ path: 'workspace', message: (e as Error).message }]);
     }
   }
@@ -123,6 +121,9 @@ export class ProjectService {
     }
     const config = patch.config ? fillConfig(patch.config, isGit, current) : current;
     if (config.sandbox.mode !== current.sandbox.mode) await requireSandbox(config.sandbox.mode);
+    // Only a command being set is checked: a patch that raises the budget still works on a
+    // project whose workspace lost its program (the run's preflight says so at start).
+    if (patch.testCommand !== undefined) await requireTestCommand(patch.testCommand, row.workspace, 'present', this.o.childEnv);
     const [updated] = await this.db
       .update(projects)
       .set({
@@ -244,6 +245,87 @@ export class ProjectService {
       usage: usageJson(usage),
     };
   }
+}
+
+/** What the checks found: where the workspace is, and whether `create` must make it. */
+export interface CheckedProject {
+  /** Absolute; the real path when it exists. */
+  dir: string;
+  /** The default workspace, which does not exist yet: created and `git init`-ed after the checks. */
+  fresh: boolean;
+  /** It is (or, fresh, will be) the top of a git work tree. */
+  git: boolean;
+}
+
+export type ProjectChecks = Pick<ProjectServiceOptions, 'dataDir' | 'workspaceRoot' | 'sandboxMode' | 'childEnv'> & {
+  /**
+   * The default workspace is used at once and stays empty until the run starts (`troupe run`):
+   * a test program looked up in it cannot be there. Otherwise (the service) a person may fill
+   * it between create and start, and such a program is left to the run's preflight.
+   */
+  defaultStaysEmpty?: boolean | undefined;
+};
+
+/**
+ * Every check of a create body that needs more than its schema, in the order a person would
+ * fix them, and none of them writes anything: the sandbox is available, the workspace is allowed
+ * and — when given — exists, worktree isolation has a git repository, and the test command can
+ * start. `troupe run` calls this before it creates its database, so a bad plan is refused fast.
+ * The default workspace (`<dataDir>/workspaces/<id>`) is new by construction: not looked at.
+ * @throws TroupeError (4xx) naming the field.
+ */
+export async function checkNewProject(input: CreateProject, id: string, o: ProjectChecks): Promise<CheckedProject> {
+  await requireSandbox(fillConfig(input.config, false, undefined, { sandboxMode: o.sandboxMode ?? 'bwrap' }).sandbox.mode);
+  const given = input.workspace;
+  const dir = path.resolve(given ?? path.join(o.dataDir, 'workspaces', id));
+  const root = o.workspaceRoot;
+  if (root) {
+    const realRoot = await fs.realpath(root).catch(() => path.resolve(root));
+    const parent = await realParent(dir);
+    if (parent !== realRoot && !parent.startsWith(realRoot + path.sep)) {
+      const why = given === undefined ? `the default workspace ${dir} is outside ${realRoot}: give a workspace inside it` : `must be inside ${realRoot}`;
+      throw invalid('workspace is outside TROUPE_WORKSPACE_ROOT', [{ path: 'workspace', message: why }]);
+    }
+  }
+  if (given === undefined) {
+    await requireTestCommand(input.testCommand, dir, o.defaultStaysEmpty ? 'empty' : 'unknown', o.childEnv);
+    return { dir, fresh: true, git: true };
+  }
+  const info = await fs.stat(dir).catch(() => null);
+  if (!info) {
+    // A typo must not become a new empty repository that paid agents then work in.
+    throw unprocessable(`the workspace ${dir} does not exist`, [
+      { path: 'workspace', message: `${dir} does not exist: create it first (mkdir -p DIR && git -C DIR init), or leave workspace out for a new git repository` },
+    ]);
+  }
+  if (!info.isDirectory()) throw invalid('workspace is not a directory', [{ path: 'workspace', message: `${dir} is a file` }]);
+  const real = await fs.realpath(dir);
+  const git = await isGitRepo(real, { env: o.childEnv });
+  if (input.config?.isolation === 'worktree' && !git) {
+    throw invalid('isolation "worktree" needs a git workspace', [{ path: 'config.isolation', message: `${real} is not a git repository` }]);
+  }
+  await requireTestCommand(input.testCommand, real, 'present', o.childEnv);
+  return { dir: real, fresh: false, git };
+}
+
+/**
+ * The test command's program must be an executable the run can start (found as `spawn` finds
+ * it: a name with a slash against the workspace, a bare name on the child environment's `PATH`),
+ * else 422 — four paid calls "correcting" a `command not found` fix nothing. Checked whenever it
+ * can be known now, which is always but for one case: a program that only the contents of a
+ * workspace not made yet can provide (`contents` `unknown`: a relative path with a slash such as
+ * `./run-tests.sh`, or a bare name when `PATH` has relative entries). The run's preflight checks
+ * that one before its first model call.
+ */
+async function requireTestCommand(argv: readonly string[], workspace: string, contents: 'present' | 'unknown' | 'empty', env: Readonly<Record<string, string>>): Promise<void> {
+  const program = argv[0] ?? '';
+  const inWorkspace = program.includes('/') && !path.isAbsolute(program);
+  const relativePathEntry = (env.PATH ?? '').split(path.delimiter).some((d) => d !== '' && !path.isAbsolute(d));
+  if (contents === 'unknown' && (inWorkspace || (!program.includes('/') && relativePathEntry))) return;
+  // Looked up in a directory that does not exist yet finds what an empty one would: nothing.
+  const found = contents === 'empty' && inWorkspace ? { ok: false as const, reason: `command not found: ${program} (the new workspace is empty)` } : await resolveTestCommand(argv, workspace, env);
+  if (found.ok) return;
+  throw unprocessable(`the test command cannot start: ${found.reason}`, [{ path: 'testCommand', message: `cannot start: ${found.reason}` }]);
 }
 
 /** The real path of the nearest existing ancestor of `dir` joined with the rest. */

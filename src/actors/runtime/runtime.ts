@@ -138,7 +138,7 @@ export class Runtime {
       isDead: async (owner) => (await this.leases.dead([owner])).has(owner),
       timeoutMs: o.controlTimeoutMs,
     });
-    this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot, sandboxMode: o.sandboxMode });
+    this.projects = new ProjectService({ outbox: this.outbox, dataDir: o.dataDir, workspaceRoot: o.workspaceRoot, sandboxMode: o.sandboxMode, childEnv: o.childEnv });
     const records = createRecords(this.outbox, this.fence);
     const model = { client: o.client, journal: cachedJournal(records), timeoutMs: o.modelTimeoutMs };
     const maxTokens = o.maxTokens ?? 16_000;
