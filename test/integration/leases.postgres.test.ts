@@ -239,8 +239,8 @@ describe('run leases', () => {
     expect(await b.runtime.reviewTask(id, 'r2', 'rejected')).toMatchObject({ key: 'r2', status: 'pending' });
     await waitFor(b.bus, id, (e) => statusTo('r2', 'blocked')(e) && (e.data as { blockedReason?: string }).blockedReason === 'review_rejected');
     const before = await lastSeq(r.store);
-    // Answered once the lead took the retry (as the owner answers it: the row is re-queued by the lead's next write).
-    expect(await b.runtime.retryTask(id, 'r2')).toMatchObject({ key: 'r2' });
+    // Answered as the owner answers it: with the row once the owner's lead wrote the retry.
+    expect(await b.runtime.retryTask(id, 'r2')).toMatchObject({ key: 'r2', status: 'pending', blockedReason: null, attempts: 0 });
     await waitFor(b.bus, id, (e) => e.seq > before && e.type === 'task.review_requested' && (e.data as { key: string }).key === 'r2');
     await b.runtime.reviewTask(id, 'r2', 'approved');
     const end = await waitFor(b.bus, id, (e) => e.type === 'run.completed');
