@@ -3,13 +3,14 @@
  * DATABASE_URL), live progress, Ctrl-C cancels cleanly, a summary at the end. Used by
  * `troupe run` and `troupe demo`.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
+import { checkNewProject } from '../actors/runtime/projects.ts';
 import { Runtime } from '../actors/runtime/runtime.ts';
 import type { TaskJson } from '../actors/runtime/views.ts';
+import { ensureWorkspace } from '../actors/workspace/workspace.ts';
 import { childEnvFrom } from '../config.ts';
 import { lockDataDir } from '../datadir-lock.ts';
 import { createStore, type Store } from '../db/client.ts';
@@ -19,6 +20,7 @@ import { EventBus } from '../events/bus.ts';
 import type { TroupeEvent } from '../events/types.ts';
 import type { Logger } from '../logger.ts';
 import { ProgressView, type ProgressMode } from './progress.ts';
+import { formatRunSummary, gitHead } from './summary.ts';
 import type { z } from 'zod';
 
 export type Plan = z.output<typeof planFileSchema>;
@@ -44,12 +46,20 @@ export interface LocalRunResult {
   runStatus: string;
   summary: string;
   workspace: string;
+  isolation: 'worktree' | 'shared';
+  /** The workspace's HEAD before the run started: "Commits" lists only what came after it. */
+  headBefore: string | null;
   tasks: TaskJson[];
   totals: { inputTokens: number; outputTokens: number; costUsd: number | null };
 }
 
 /** Runs the plan to its end. Throws a `TroupeError` (validation, 422) for a plan that cannot start. */
 export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
+  const { tasks, ...body } = o.plan;
+  const childEnv = childEnvFrom(o.env);
+  // Every check before anything exists (no database, no workspace): a plan that cannot start is
+  // refused in a moment. The temporary workspace is used at once, so nothing can be put in it first.
+  await checkNewProject(body, 'plan', { dataDir: os.tmpdir(), childEnv, sandboxMode: o.sandboxMode, defaultStaysEmpty: true });
   // A private data dir, locked like any other so that the rule holds without exceptions.
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'troupe-run-'));
   const lock = await lockDataDir(scratch);
@@ -58,17 +68,18 @@ export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
     : await createStore({ kind: 'pglite', dataDir: path.join(scratch, 'pgdata') });
   const bus = new EventBus(store, o.logger);
   // Another process's runs in a shared database are not ours to resume.
-  const runtime = new Runtime({ store, bus, logger: o.logger, client: o.client, dataDir: scratch, childEnv: childEnvFrom(o.env), resume: false, sandboxMode: o.sandboxMode });
+  const runtime = new Runtime({ store, bus, logger: o.logger, client: o.client, dataDir: scratch, childEnv, resume: false, sandboxMode: o.sandboxMode });
   const view = new ProgressView(o.mode, o.out);
   try {
     await store.migrate();
     await runtime.start();
-    const { tasks, ...body } = o.plan;
     // Without a workspace, a fresh git repository that outlives this run (its path is printed).
-    const workspace = body.workspace ?? path.join(await mkdtemp(path.join(os.tmpdir(), 'troupe-workspace-')), 'workspace');
+    const workspace = body.workspace ?? (await freshWorkspace(childEnv));
     const project = await runtime.createProject({ ...body, workspace });
     const sub = bus.subscribe({ projectId: project.id, fromSeq: 0 }, (e) => view.onEvent(e));
     if (tasks && tasks.length > 0) await runtime.addTasks(project.id, tasks);
+    view.setIsolation(project.config.isolation);
+    const headBefore = gitHead(project.workspace);
     const run = await runtime.startRun(project.id);
     const end = await runEnd(bus, project.id, run.id, () => {
       void runtime.cancelRun(project.id).catch((e: unknown) => o.logger.warn({ err: coerceError(e) }, 'cannot cancel the run'));
@@ -82,6 +93,8 @@ export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
       runStatus: status,
       summary: 'summary' in end.data ? end.data.summary : status,
       workspace: project.workspace,
+      isolation: project.config.isolation,
+      headBefore,
       tasks: await runtime.listTasks(project.id),
       totals: view.totals(),
     };
@@ -93,6 +106,12 @@ export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
     lock.release();
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** A new git repository (with its initial commit) in a temporary directory. */
+async function freshWorkspace(env: Record<string, string>): Promise<string> {
+  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'troupe-workspace-')), 'workspace');
+  return (await ensureWorkspace(dir, { create: true, env })).path;
 }
 
 /** Resolves with the run's final event; `onInterrupt` runs (once) when the user asks to stop. */
@@ -108,26 +127,7 @@ function runEnd(bus: EventBus, projectId: string, runId: string, onInterrupt: ()
   });
 }
 
-/** The lines printed after a run: tasks, attempts, tokens, where the work is. */
+/** The lines printed after a run: tasks and why they did not complete, tokens, where the work is. */
 export function formatSummary(r: LocalRunResult): string {
-  const lines = [``, `Run ${r.runStatus}: ${r.summary}`, ``];
-  const width = Math.max(4, ...r.tasks.map((t) => t.key.length));
-  for (const t of r.tasks) {
-    const detail = t.blockedReason ? ` (${t.blockedReason})` : '';
-    lines.push(`  ${t.key.padEnd(width)}  ${t.status}${detail}  ${t.agentType}  ${t.attempts} attempt(s)${t.commit ? `  ${t.commit.slice(0, 10)}` : ''}`);
-  }
-  const cost = r.totals.costUsd === null ? 'cost unknown (unpriced model)' : `$${r.totals.costUsd.toFixed(4)}`;
-  lines.push(``, `Tokens: ${r.totals.inputTokens} in, ${r.totals.outputTokens} out; ${cost}`, `Workspace: ${r.workspace}`);
-  const log = gitLog(r.workspace);
-  if (log) lines.push(`Commits:`, ...log.split('\n').map((l) => `  ${l}`));
-  return `${lines.join('\n')}\n`;
+  return formatRunSummary(r);
 }
-
-function gitLog(dir: string): string | null {
-  try {
-    return execFileSync('git', ['log', '--oneline', '-n', '20'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-

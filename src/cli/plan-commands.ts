@@ -6,6 +6,7 @@ import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { bwrapAvailable } from '../actors/testing/sandbox.ts';
 import type { Config } from '../config.ts';
+import { checkGraph, type GraphProblem } from '../domain/graph.ts';
 import { issuesOf, planFileSchema } from '../domain/inputs.ts';
 import { TroupeError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
@@ -37,8 +38,21 @@ export async function readPlan(file: string): Promise<Plan> {
     const problems = issuesOf(parsed.error).map((i) => `  ${i.path}: ${i.message}`);
     throw new UsageError(`${file} is not a valid plan:\n${problems.join('\n')}`);
   }
-  if (!parsed.data.goal && (parsed.data.tasks ?? []).length === 0) throw new UsageError(`${file} has no tasks and no goal: nothing to do`);
+  const tasks = parsed.data.tasks ?? [];
+  if (!parsed.data.goal && tasks.length === 0) throw new UsageError(`${file} has no tasks and no goal: nothing to do`);
+  // The graph too, before anything is created: a cycle or an unknown dependency needs no database to be found.
+  const problem = checkGraph(tasks);
+  if (problem) throw new UsageError(`${file} is not a valid plan:\n  ${graphField(problem, tasks)}: ${problem.message}`);
   return parsed.data;
+}
+
+/** The field a graph problem is about: `tasks.3.dependsOn`, `tasks.1.key`, or `tasks` for a cycle. */
+function graphField(problem: GraphProblem, tasks: readonly { key: string }[]): string {
+  if (problem.kind === 'cycle') return 'tasks';
+  const at = tasks.findIndex((t) => t.key === problem.key);
+  // A duplicate key is reported at its second use.
+  const index = problem.kind === 'duplicate_key' ? tasks.findLastIndex((t) => t.key === problem.key) : at;
+  return `tasks.${index}.${problem.kind === 'duplicate_key' ? 'key' : 'dependsOn'}`;
 }
 
 /** Ctrl-C once: cancel the run cleanly. Twice: leave at once. */

@@ -3,7 +3,7 @@
  * validation messages naming the field, Ctrl-C, and the demo's workspace.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,6 +20,13 @@ afterEach(async () => {
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'troupe-runcli-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** An empty git repository at `dir` (an explicit workspace must exist). */
+async function repo(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: dir });
   return dir;
 }
 
@@ -52,6 +59,11 @@ describe('troupe run', () => {
     const m = await model((req) => moduleWithTest(req.taskKey!, 'ok'));
     const dir = await tempDir();
     await writeFile(path.join(dir, 'plan.json'), JSON.stringify(plan('./calc')));
+    // A workspace that does not exist is refused before anything is made: a typo is not a new repository.
+    const typo = troupe(['run', 'plan.json'], {}, dir);
+    expect(await typo.exit).toBe(2);
+    expect(typo.stderr()).toMatch(/workspace: .*calc does not exist/);
+    await repo(path.join(dir, 'calc'));
     const p = troupe(['run', 'plan.json', '--json'], await envFor(m), dir);
     expect(await p.exit).toBe(0);
     const events = p.stdout().trim().split('\n').map((l) => JSON.parse(l) as { seq: number; type: string });
@@ -59,6 +71,14 @@ describe('troupe run', () => {
     expect(events.map((e) => e.type)).toContain('run.completed');
     expect(events.every((e, i) => i === 0 || e.seq > events[i - 1]!.seq)).toBe(true);
     expect(p.stderr()).toMatch(/Run completed: all 2 task\(s\) completed/);
+    // The summary's tokens are the run's (the sum of its llm.usage events), in --json mode too.
+    const usage = events.filter((e) => e.type === 'llm.usage') as unknown as { data: { inputTokens: number; outputTokens: number; cacheReadTokens: number; cacheWriteTokens: number } }[];
+    const tokensIn = usage.reduce((n, e) => n + e.data.inputTokens + e.data.cacheReadTokens + e.data.cacheWriteTokens, 0);
+    const tokensOut = usage.reduce((n, e) => n + e.data.outputTokens, 0);
+    expect(tokensOut).toBeGreaterThan(0);
+    expect(p.stderr()).toContain(`Tokens: ${tokensIn} in, ${tokensOut} out;`);
+    // "Commits" lists what this run made, not the repository's history.
+    expect(p.stderr()).toMatch(/Commits \(this run\):\n {2}\w+ sum\(list\) \(sum\)\n {2}\w+ add\(a, b\) \(add\)\n\n?$/);
     // The workspace in the plan is relative to the plan file.
     expect(execFileSync('git', ['log', '--format=%s'], { cwd: path.join(dir, 'calc'), encoding: 'utf8' }).trim().split('\n')).toEqual([
       'sum(list) (sum)',
@@ -71,12 +91,16 @@ describe('troupe run', () => {
   it('prints plain progress lines when stdout is not a terminal, and exits 1 when the run ends blocked', async () => {
     const m = await model((req) => moduleWithTest(req.taskKey!, 'broken', req.taskKey === 'add' ? 'fixed' : 'broken'));
     const dir = await tempDir();
-    await writeFile(path.join(dir, 'plan.json'), JSON.stringify(plan(path.join(dir, 'ws'), { config: { maxCorrectionAttempts: 1 } })));
+    await writeFile(path.join(dir, 'plan.json'), JSON.stringify(plan(await repo(path.join(dir, 'ws')), { config: { maxCorrectionAttempts: 1 } })));
     const p = troupe(['run', path.join(dir, 'plan.json')], await envFor(m));
     expect(await p.exit).toBe(1);
-    expect(p.stdout()).toMatch(/^add: attempt 1 tests failed/m);
-    expect(p.stdout()).toMatch(/^add: in_progress → blocked \(attempts_exhausted\)$/m);
+    // Counts and the first failing test, never a made-up "0 passed, 0 failed".
+    expect(p.stdout()).toMatch(/^add: attempt 1 tests failed: 1 of 1 failed — `add returns its value`/m);
+    // Why it blocked, in words, beside the code.
+    expect(p.stdout()).toMatch(/^add: in_progress → blocked \(attempts_exhausted\): .+/m);
     expect(p.stdout()).toMatch(/Run blocked: 0 of 2 task\(s\) completed/);
+    expect(p.stdout()).toMatch(/^ {8}why: .+/m);
+    expect(p.stdout()).toMatch(/Commits: none/);
   });
 
   it('an invalid plan exits 2 with a message naming the field; so does a cycle', async () => {
@@ -105,7 +129,7 @@ describe('troupe run', () => {
   it('Ctrl-C cancels the run cleanly and exits 130', async () => {
     const m = await model(() => ({ kind: 'hang' }));
     const dir = await tempDir();
-    await writeFile(path.join(dir, 'plan.json'), JSON.stringify(plan(path.join(dir, 'ws'))));
+    await writeFile(path.join(dir, 'plan.json'), JSON.stringify(plan(await repo(path.join(dir, 'ws')))));
     const p = troupe(['run', path.join(dir, 'plan.json')], await envFor(m));
     const request = await m.waitForRequest(() => true);
     p.child.kill('SIGINT');

@@ -99,7 +99,7 @@ describe('review of changes to the test setup', () => {
     const events = await t.events(id);
     expect(ofType(events, 'task.review_requested').map((e) => e.data)).toEqual([{ key: 'calc', attempt: 1, reason: 'protected_paths', files: ['package.json'] }]);
     // The tests "passed" under the rewritten script, but nobody may call that verified.
-    expect(ofType(events, 'test.result').map((e) => e.data.verified)).toEqual([false]);
+    expect(ofType(events, 'test.result').filter((e) => e.data.phase === 'task').map((e) => e.data.verified)).toEqual([false]);
 
     const diff = await t.request('GET', `/api/projects/${id}/tasks/calc/diff`);
     expect(diff.status).toBe(200);
@@ -136,7 +136,7 @@ describe('review of changes to the test setup', () => {
     expect(correction.text).toContain('rejected');
     const all = await t.events(id);
     expect(ofType(all, 'task.reviewed').map((e) => e.data)).toEqual([{ key: 'calc', decision: 'rejected', guidance: 'Leave package.json alone.' }]);
-    expect(ofType(all, 'test.result').map((e) => e.data.verified)).toEqual([false, true]);
+    expect(ofType(all, 'test.result').filter((e) => e.data.phase === 'task').map((e) => e.data.verified)).toEqual([false, true]);
     // Attempt 1's diff is still there to read; the task's diff is what landed.
     expect(await (await t.request('GET', `/api/projects/${id}/tasks/calc/diff?attempt=1`)).text()).toContain('package.json');
     expect(await (await t.request('GET', `/api/projects/${id}/tasks/calc/diff`)).text()).not.toContain('package.json');
@@ -211,7 +211,8 @@ describe('review of changes to the test setup', () => {
     expect(rejected).toHaveLength(1);
     expect(rejected[0]!.data).toMatchObject({ attempt: 1, path: 'package.json' });
     expect(rejected[0]!.data.reason).toContain('protected');
-    expect(ofType(events, 'test.result')).toHaveLength(0);
+    // Only the baseline ran: no attempt reached its tests.
+    expect(ofType(events, 'test.result').map((e) => e.data.phase)).toEqual(['baseline']);
     const task = await t.json<{ status: string; blockedReason: string }>('GET', `/api/projects/${id}/tasks/calc`);
     expect(task.body).toMatchObject({ status: 'blocked', blockedReason: 'attempts_exhausted' });
     expect(existsSync(path.join(ws, 'package.json'))).toBe(false);

@@ -181,7 +181,8 @@ describe('workspace and process faults', () => {
     t = await startTestRuntime((req) => moduleWithTest(req.taskKey!, 'ok'));
     const projectId = await t.project({
       name: 'crashing',
-      testCommand: ['node', '-e', "process.kill(process.pid, 'SIGSEGV')"],
+      // Crashes once the task's files are there (the baseline, on the empty base tree, passes).
+      testCommand: ['node', '-e', "if (require('fs').existsSync('lib')) process.kill(process.pid, 'SIGSEGV')"],
       config: { maxCorrectionAttempts: 1 },
     });
     await t.addTasks(projectId, [{ key: 'a', title: 'A', description: '' }]);
@@ -189,6 +190,7 @@ describe('workspace and process faults', () => {
     expect((await t.runEnd(projectId, run.id)).type).toBe('run.blocked');
     const results = (await t.events(projectId)).filter((e) => e.type === 'test.result').map((e) => e.data);
     expect(results).toEqual([
+      expect.objectContaining({ phase: 'baseline', status: 'passed' }),
       expect.objectContaining({ status: 'error', verified: false }),
       expect.objectContaining({ status: 'error', verified: false }),
     ]);
@@ -283,7 +285,8 @@ describe('restarts', () => {
     const workspace = await tempDir();
     await writeFile(
       path.join(workspace, 'gate.js'),
-      `const fs = require('fs');\nconst wait = () => fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`,
+      // The baseline (no done.txt yet) passes at once; a task's tests wait for the gate.
+      `const fs = require('fs');\nconst wait = () => !fs.existsSync('done.txt') || fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`,
     );
     git(workspace, 'init', '-q', '-b', 'main');
     git(workspace, 'add', '-A');

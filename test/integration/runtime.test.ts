@@ -2,7 +2,8 @@
  * The runtime's operations as the HTTP layer will call them: validation outcomes, races on
  * start, control in each run state, actor views and their persisted snapshots.
  */
-import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LEAD_MACHINE_VERSION } from '../../src/machines/lead.ts';
@@ -52,7 +53,7 @@ describe('tasks', () => {
     expect(ui).toMatchObject({ key: 'ui', agentType: 'frontend', status: 'pending', attempts: 0, dependsOn: [], priority: 2, commit: null, filesChanged: [] });
     expect(spec).toMatchObject({ key: 'spec', agentType: 'test', dependsOn: ['ui'], priority: 0, blockedReason: null, agentId: null });
     expect(Object.keys(spec!).sort()).toEqual(
-      ['agentId', 'agentType', 'attempts', 'blockedReason', 'commit', 'completedAt', 'createdAt', 'dependsOn', 'description', 'filesChanged', 'guidance', 'id', 'key', 'priority', 'projectId', 'review', 'startedAt', 'status', 'title'].sort(),
+      ['agentId', 'agentType', 'attempts', 'blockedReason', 'commit', 'completedAt', 'createdAt', 'dependsOn', 'description', 'filesChanged', 'guidance', 'id', 'key', 'priority', 'projectId', 'reason', 'review', 'startedAt', 'status', 'title', 'verified'].sort(),
     );
     expect(await t.runtime.getTask(projectId, spec!.id)).toMatchObject({ key: 'spec', testResults: [], corrections: [], usage: { inputTokens: 0, costUsd: 0 } });
     await expect(t.runtime.getTask(projectId, 'nope')).rejects.toMatchObject({ status: 404 });
@@ -70,6 +71,13 @@ describe('workspaces', () => {
       });
       await expect(t.project({ name: 'out', testCommand: 'node --test', workspace: path.join(root, '..', 'elsewhere') })).rejects.toMatchObject({ status: 400 });
       await expect(t.project({ name: 'sneaky', testCommand: 'node --test', workspace: `${root}-sibling` })).rejects.toMatchObject({ status: 400 });
+      // An explicit workspace must exist (a typo is not a new repository).
+      await expect(t.project({ name: 'typo', testCommand: 'node --test', workspace: path.join(root, 'calc') })).rejects.toMatchObject({
+        status: 422,
+        details: [{ path: 'workspace', message: expect.stringContaining('does not exist') as string }],
+      });
+      await mkdir(path.join(root, 'calc'));
+      execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: path.join(root, 'calc') });
       const inside = await t.runtime.getProject(await t.project({ name: 'in', testCommand: 'node --test', workspace: path.join(root, 'calc') }));
       expect(inside.workspace).toBe(path.join(await realpath(root), 'calc'));
       expect(inside.config.isolation).toBe('worktree');

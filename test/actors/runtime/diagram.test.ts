@@ -139,8 +139,11 @@ describe('toMermaid', () => {
     expect(lines(diagram)).toEqual(
       expect.arrayContaining([
         '[*] --> idle',
-        'idle --> planning : always [startsWithPlan]',
-        'idle --> active : always [else]',
+        'idle --> preflight : always [else]',
+        'preflight --> planning : done(preflight) [preflightPassed and startsWithPlan]',
+        'preflight --> active : done(preflight) [preflightPassed]',
+        'preflight --> failing : done(preflight) [else]',
+        'preflight : invokes preflight',
         'active_writer_idle --> active_writer_writing : always [hasQueue]',
         'active_writer_idle --> active_writer_writing : always [in running and canDispatch]',
         'active_writer_idle --> finishing : always [in running and isSettled and not hasQueue]',
