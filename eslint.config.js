@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'child_process', 'net', 'http', 'https', 'crypto', 'os'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'drizzle/', '.troupe/', 'coverage/', '.dbg/'] },
+  { ignores: ['node_modules/', 'drizzle/', '.troupe/', 'coverage/', '.dbg/', 'test/fixtures/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
