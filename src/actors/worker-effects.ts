@@ -20,6 +20,7 @@ import type {
   GenerateInput,
   GenerateOutput,
   GiveUpInput,
+  GiveUpOutput,
   LandInput,
   LandOutput,
   PrepareInput,
@@ -41,13 +42,14 @@ import {
   landTaskTree,
   prepareTaskTree,
   readTreeProgress,
+  keepWork,
   removeTaskTree,
   uncommitTaskTree,
   writeTreeProgress,
   type CommitResult,
   type TaskTreeOptions,
 } from './workspace/task-tree.ts';
-import { applyAnswer, commitMessage, ensureTaskTree, noteApplied, requireDir, taskAttemptsDir, type EnsureOptions } from './worker-trees.ts';
+import { applyAnswer, commitMessageWithWhy, ensureTaskTree, noteApplied, requireDir, taskAttemptsDir, type EnsureOptions } from './worker-trees.ts';
 
 export { taskAttemptsDir };
 
@@ -240,14 +242,27 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       }
     }),
 
-    giveUp: fromPromise<void, GiveUpInput>(async ({ input }) => {
+    giveUp: fromPromise<GiveUpOutput, GiveUpInput>(async ({ input }) => {
       if (input.correction >= 1) {
         await deps.recorder.corrections(scopeOf(input.job, input.agentId), input.job.epoch, [
           { attempt: input.correction, maxAttempts: input.job.settings.maxCorrections, status: 'failed', errorSummary: input.failure.summary },
         ]);
       }
-      // The task is blocked: nothing more happens in its tree (a retry starts a fresh one).
-      await removeTaskTree(treeOptions(deps, input.job, new AbortController().signal)).catch(() => undefined);
+      const { job } = input;
+      const options = treeOptions(deps, job, new AbortController().signal);
+      // The task is blocked: its last attempt's work is kept as a commit on its branch (worktree
+      // mode; in shared mode the files are in the workspace already), then nothing more happens in
+      // its tree (a retry starts a fresh one and keeps that commit as `-prev-<n>`).
+      let keptOn: string | null = null;
+      if (job.settings.isolation === 'worktree') {
+        const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
+        const subject = `troupe: work in progress on ${job.key}, not merged (${input.correction + 1} attempt(s) failed)`;
+        const why = await commitMessageWithWhy(deps, job, input.correction + 1, wanted(job, input.correction + 1, true).skip);
+        const message = `${subject}\n\n${why}\n\nLast failure: ${input.failure.summary}`;
+        keptOn = await keepWork(options, changes.map((c) => c.path), message);
+      }
+      await removeTaskTree(options).catch(() => undefined);
+      return { keptOn };
     }),
 
     /** A cancelled task's tree goes (its branch stays). Not abortable: it only takes a moment. */
@@ -265,7 +280,7 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       }
       const options = treeOptions(deps, job, signal);
       await ensure(job, wanted(job, input.attempt, true), signal);
-      const message = await commitMessage(deps.tasks, job);
+      const message = await commitMessageWithWhy(trees, job, input.attempt, wanted(job, input.attempt, true).skip);
       // Only what the answers wrote or deleted: never artefacts of the test run.
       const files = [...new Set([...changes.map((c) => c.path), ...input.files])];
       if (need) {
@@ -293,7 +308,8 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       const { job } = input;
       const options = treeOptions(deps, job, signal);
       if (job.settings.isolation === 'worktree') await ensure(job, { upto: job.review?.attempt ?? job.startAttempt }, signal);
-      const message = await commitMessage(deps.tasks, job);
+      const landing = job.review?.attempt ?? job.startAttempt;
+      const message = await commitMessageWithWhy(trees, job, landing, wanted(job, landing, true).skip);
       const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
       const commitOptions = { ...options, message, files: changes.map((c) => c.path), lock: deps.lockProject(job.settings.projectId) };
       const result = job.settings.isolation === 'worktree' ? await landTaskTree(commitOptions) : await commitTaskTree(commitOptions);

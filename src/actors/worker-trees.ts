@@ -35,10 +35,44 @@ export function taskAttemptsDir(attemptsRoot: string, projectId: string, taskId:
   return path.join(attemptsRoot, projectId, taskId);
 }
 
-/** The message of a task's commit; also how its landed commit is recognised. */
+/**
+ * The subject of a task's commit, `<title> (<key>)`: how its landed commit is recognised (by
+ * subject line: see `hasSubject`).
+ */
 export async function commitMessage(tasks: TaskReader, job: Job): Promise<string> {
   const task = await tasks.loadTask(job.taskId);
   return `${task.title} (${job.key})`;
+}
+
+/** Bounds of the model's words in a commit body: a paragraph per attempt, a page in all. */
+const EXPLANATION_IN_COMMIT_MAX = 1_500;
+const COMMIT_BODY_MAX = 4_000;
+
+/**
+ * The full message of a task's commit: its subject, then the model's explanation of each attempt
+ * whose answer is in the change (1…`upto` of the job's epoch, less `skip`), read from the recorded
+ * answers. Model output: control characters other than newline and tab are dropped, lengths capped.
+ */
+export async function commitMessageWithWhy(deps: Pick<TreeDeps, 'journal' | 'tasks'>, job: Job, upto: number, skip: readonly number[] = []): Promise<string> {
+  const subject = await commitMessage(deps.tasks, job);
+  const said: { attempt: number; text: string }[] = [];
+  for (let attempt = 1; attempt <= upto; attempt++) {
+    if (skip.includes(attempt)) continue;
+    const message = await deps.journal.find(job.settings.projectId, generationKey(job.taskId, job.epoch, attempt));
+    const proposal = message ? parseProposal(message) : null;
+    if (!proposal?.ok) continue;
+    const text = commitText(proposal.explanation, EXPLANATION_IN_COMMIT_MAX);
+    if (text !== '' && !said.some((s) => s.text === text)) said.push({ attempt, text });
+  }
+  if (said.length === 0) return subject;
+  const body = said.length === 1 ? said[0]!.text : said.map((s) => `Attempt ${s.attempt}: ${s.text}`).join('\n\n');
+  return `${subject}\n\n${commitText(body, COMMIT_BODY_MAX)}`;
+}
+
+function commitText(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex -- removing control characters is the point
+  const clean = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trim();
+  return clean.length > max ? `${clean.slice(0, max - 1).trimEnd()}…` : clean;
 }
 
 const isFile = async (p: string) => (await fs.lstat(p).catch(() => null))?.isFile() === true;

@@ -80,6 +80,9 @@ export interface CorrectionInput {
 }
 export interface GiveUpInput { agentId: string; job: Job; correction: number; failure: AttemptFailure }
 
+/** Where the last attempt's work was kept (worktree mode: a commit on the task's branch), or null. */
+export interface GiveUpOutput { keptOn: string | null }
+
 export interface CommitInput {
   agentId: string;
   job: Job;
@@ -162,7 +165,7 @@ export const workerMachine = setup({
     apply: notProvided('apply') as unknown as ReturnType<typeof fromPromise<ApplyOutput, ApplyInput>>,
     test: notProvided('test') as unknown as ReturnType<typeof fromPromise<TestOutput, TestInput>>,
     correct: notProvided('correct') as unknown as ReturnType<typeof fromPromise<void, CorrectionInput>>,
-    giveUp: notProvided('giveUp') as unknown as ReturnType<typeof fromPromise<void, GiveUpInput>>,
+    giveUp: notProvided('giveUp') as unknown as ReturnType<typeof fromPromise<GiveUpOutput, GiveUpInput>>,
     commit: notProvided('commit') as unknown as ReturnType<typeof fromPromise<CommitOutput, CommitInput>>,
     land: notProvided('land') as unknown as ReturnType<typeof fromPromise<LandOutput, LandInput>>,
     discard: notProvided('discard') as unknown as ReturnType<typeof fromPromise<DiscardOutput, DiscardInput>>,
@@ -468,11 +471,11 @@ export const workerMachine = setup({
         onDone: {
           target: 'idle',
           actions: [
-            sendParent(({ context }) =>
+            sendParent(({ context, event }) =>
               report(context, {
                 kind: 'blocked',
                 reason: 'attempts_exhausted',
-                detail: `${context.attempt} attempt(s) failed; last: ${context.failure?.summary ?? 'unknown'}`,
+                detail: `${context.attempt} attempt(s) failed; last: ${context.failure?.summary ?? 'unknown'}${event.output.keptOn ? ` (the last attempt's work is kept on branch ${event.output.keptOn})` : ''}`,
               }),
             ),
             'clearJob',

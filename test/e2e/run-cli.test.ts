@@ -85,6 +85,8 @@ describe('troupe run', () => {
       'add(a, b) (add)',
       'troupe: initial commit',
     ]);
+    // The model's explanation is the commit's body.
+    expect(execFileSync('git', ['log', '-1', '--format=%b'], { cwd: path.join(dir, 'calc'), encoding: 'utf8' }).trim()).toBe('done');
     expect(m.requests.every((r) => r.authorization === 'Bearer sk-run' || r.apiKey === 'sk-run')).toBe(true);
   });
 
@@ -101,6 +103,15 @@ describe('troupe run', () => {
     expect(p.stdout()).toMatch(/Run blocked: 0 of 2 task\(s\) completed/);
     expect(p.stdout()).toMatch(/^ {8}why: .+/m);
     expect(p.stdout()).toMatch(/Commits: none/);
+    // The blocked task's last attempt is not lost with the run's temporary data dir: it is a
+    // commit on its branch, not merged, and the summary says where.
+    const ws = path.join(dir, 'ws');
+    expect(p.stdout()).toContain(`work: kept on branch troupe/add (1 commit(s) not merged): git -C ${ws} log troupe/add`);
+    const kept = execFileSync('git', ['log', '-1', '--format=%B', 'troupe/add'], { cwd: ws, encoding: 'utf8' });
+    expect(kept).toMatch(/^troupe: work in progress on add, not merged \(2 attempt\(s\) failed\)\n/);
+    expect(kept).toContain('Last failure: ');
+    expect(execFileSync('git', ['show', 'troupe/add:lib/add.js'], { cwd: ws, encoding: 'utf8' })).toContain('broken');
+    expect(execFileSync('git', ['rev-list', '--count', 'main..troupe/add'], { cwd: ws, encoding: 'utf8' }).trim()).toBe('1');
   });
 
   it('an invalid plan exits 2 with a message naming the field; so does a cycle', async () => {

@@ -20,6 +20,7 @@ import {
   type GenerateInput,
   type GenerateOutput,
   type GiveUpInput,
+  type GiveUpOutput,
   type PrepareInput,
   type ReleaseInput,
   type TestInput,
@@ -191,8 +192,9 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
         corrections.push(input);
         await hold('correct', effects, input.job.key, input.correction, script.hangCorrect?.has(input.job.key) ?? false, signal);
       }),
-      giveUp: fromPromise(async ({ input }: { input: GiveUpInput }) => {
+      giveUp: fromPromise<GiveUpOutput, GiveUpInput>(async ({ input }) => {
         giveUps.push(input);
+        return { keptOn: null };
       }),
       commit: fromPromise<CommitOutput, CommitInput>(async ({ input }) => {
         const step = stepFor(input.job.key);

@@ -13,6 +13,7 @@ import {
   addWorktreeOn,
   discardWorktree,
   gitOptions,
+  hasSubject,
   linkIgnoredDirs,
   taskBranch,
   taskTreePath,
@@ -47,7 +48,7 @@ export async function rebuildTaskTree(o: TaskTreeOptions, message: string): Prom
     let base = head;
     if (found.code === 0) {
       tip = found.stdout.trim();
-      const own = (await gitOk(['log', '-1', '--format=%B', tip], ws)).trim() === (message.trim() || `troupe: ${o.key}`);
+      const own = await hasSubject(ws, tip, message.trim() || `troupe: ${o.key}`);
       base = own ? (await gitOk(['rev-parse', `${tip}^`], ws)).trim() : (await gitOk(['merge-base', tip, head], ws)).trim();
     } else {
       await gitOk(['branch', branch, head], ws);

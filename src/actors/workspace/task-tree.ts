@@ -189,6 +189,38 @@ async function stage(opts: GitOptions, root: string, files: readonly string[]): 
   if (missing.length > 0) await gitOk(['--literal-pathspecs', 'rm', '--cached', '-q', '--ignore-unmatch', '--', ...missing], opts);
 }
 
+/**
+ * Worktree mode: commits what the task's answers wrote on its branch, not merged, so a blocked
+ * task's work outlives its tree (a later retry keeps it as `troupe/<key>-prev-<n>`). Returns the
+ * branch, or null when there is no tree or nothing to keep. Safe to run again.
+ */
+export async function keepWork(o: TaskTreeOptions, files: readonly string[], message: string): Promise<string | null> {
+  if (o.isolation === 'shared' || files.length === 0) return null;
+  const treePath = worktreePath(o);
+  if (!existsSync(path.join(treePath, '.git'))) return null;
+  const tree = gitOptions(o, treePath);
+  // Only a tree on the task's branch: a detached one (rebuilt, not yet attached) is not a branch to keep.
+  const on = await git(['symbolic-ref', '-q', '--short', 'HEAD'], tree);
+  if (on.code !== 0 || on.stdout.trim() !== taskBranch(o.key)) return null;
+  await git(['rebase', '--abort'], { ...tree, signal: undefined });
+  await commitInTree({ ...o, message, files, lock: (fn) => fn() }, treePath, message);
+  const wsHead = (await gitOk(['rev-parse', 'HEAD'], gitOptions(o, o.workspace))).trim();
+  const ahead = Number((await gitOk(['rev-list', '--count', `${wsHead}..HEAD`], tree)).trim());
+  return ahead > 0 ? taskBranch(o.key) : null;
+}
+
+/**
+ * Whether commit `sha` is the commit made with `message`: compared by subject line, so the body
+ * (the model's explanation) may be rebuilt differently after a restart without losing the match.
+ */
+export async function hasSubject(ws: GitOptions, sha: string, message: string): Promise<boolean> {
+  return subjectOf(await gitOk(['log', '-1', '--format=%B', sha], ws)) === subjectOf(message);
+}
+
+function subjectOf(message: string): string {
+  return (message.trim().split('\n')[0] ?? '').trim();
+}
+
 /** Removes the task's worktree directory; its branch stays. No-op in shared mode. */
 export async function removeTaskTree(o: TaskTreeOptions): Promise<void> {
   if (o.isolation === 'shared') return;
@@ -210,7 +242,7 @@ async function alreadyMerged(o: TaskTreeOptions, message: string): Promise<Extra
   if (tip.code !== 0) return null;
   const sha = tip.stdout.trim();
   if ((await git(['merge-base', '--is-ancestor', sha, 'HEAD'], ws)).code !== 0) return null;
-  if ((await gitOk(['log', '-1', '--format=%B', sha], ws)).trim() !== message) return null;
+  if (!(await hasSubject(ws, sha, message))) return null;
   const files = splitZ(await gitOk(['diff-tree', '--no-commit-id', '--name-only', '-r', '-z', sha], ws));
   return { status: 'committed', sha, files, message, replayed: true };
 }
@@ -272,7 +304,7 @@ async function commitShared(o: CommitOptions, message: string): Promise<CommitRe
     if (changed.length === 0) {
       // Committed already, by this step before a crash: the same commit, recognised, not told twice.
       const sha = await head();
-      if ((await gitOk(['log', '-1', '--format=%B', sha], ws)).trim() === message) {
+      if (await hasSubject(ws, sha, message)) {
         const mine = splitZ(await gitOk(['diff-tree', '--no-commit-id', '--name-only', '-r', '-z', '--root', sha], ws));
         return { status: 'committed', sha, files: mine, message, replayed: true };
       }
