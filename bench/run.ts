@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, on PGlite and on Postgres, at two sizes; a table with each
  * figure, its target and whether it holds; the figures as JSON. `--smoke` runs tiny sizes (what
- * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint`;
+ * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint,badinput`;
  * `--db=pglite|postgres`; `--out=FILE`.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { badInput } from './bad-input.ts';
 import { fanout, throughput } from './events.ts';
 import { footprint } from './footprint.ts';
 import { ADMIN_URL, round, type DbKind } from './harness.ts';
@@ -28,7 +29,7 @@ interface Row {
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string | undefined]));
 const smoke = args.has('smoke');
-const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint'] as const;
+const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint', 'badinput'] as const;
 const only = new Set((args.get('only') ?? BENCHMARKS.join(',')).split(','));
 for (const name of only) {
   if (!(BENCHMARKS as readonly string[]).includes(name)) {
@@ -39,8 +40,8 @@ for (const name of only) {
 const out = args.get('out') ?? (smoke ? path.join(os.tmpdir(), 'troupe-bench-smoke.json') : fileURLToPath(new URL('./results/latest.json', import.meta.url)));
 
 const SIZES = smoke
-  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40] }
-  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500] };
+  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5 }
+  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500], badinput: 50 };
 
 async function postgresReachable(): Promise<boolean> {
   const sql = postgres(ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => undefined });
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     dbs.push(db);
   }
   const rows: Row[] = [];
-  const results: Record<string, unknown[]> = { overhead: [], scheduling: [], throughput: [], fanout: [], footprint: [] };
+  const results: Record<string, unknown[]> = { overhead: [], scheduling: [], throughput: [], fanout: [], footprint: [], badinput: [] };
   const log = (s: string) => console.error(`… ${s}`);
 
   for (const db of dbs) {
@@ -95,6 +96,19 @@ async function main(): Promise<void> {
       results.fanout!.push(r);
       rows.push({ benchmark: 'events', db, size: `${clients} SSE clients, ${rate}/s`, figure: 'emit → receive p50', value: r.p50Ms, unit: 'ms', target: '—', holds: null });
       rows.push({ benchmark: 'events', db, size: `${clients} SSE clients, ${rate}/s`, figure: 'emit → receive p99', value: r.p99Ms, unit: 'ms', target: '< 50', holds: r.p99Ms < 50 });
+    }
+    if (only.has('badinput')) {
+      log(`bad input ${db}`);
+      // The CLI figure does not depend on the database: measured once, on the first.
+      const r = await badInput(db, SIZES.badinput, db === dbs[0]);
+      results.badinput!.push(r);
+      const size = `${r.rounds} requests each, HTTP on loopback`;
+      rows.push({ benchmark: 'bad input', db, size, figure: 'GET /health p50 (reference)', value: r.healthP50Ms, unit: 'ms', target: '—', holds: null });
+      for (const c of r.cases) rows.push({ benchmark: 'bad input', db, size, figure: `${c.status} ${c.kind}: p99 (max ${c.maxMs})`, value: c.p99Ms, unit: 'ms', target: '< 100', holds: c.maxMs < 100 });
+      if (r.cli) {
+        rows.push({ benchmark: 'bad input', db: '-', size: 'troupe run, child process', figure: 'plan with an unknown dependency refused (exit 2)', value: r.cli.refusedMs, unit: 'ms', target: '—', holds: null });
+        rows.push({ benchmark: 'bad input', db: '-', size: 'troupe run, child process', figure: 'troupe --help (the CLI start alone)', value: r.cli.helpMs, unit: 'ms', target: '—', holds: null });
+      }
     }
   }
   if (only.has('footprint')) {
