@@ -43,7 +43,7 @@ interface Rig {
   store: Store;
   model: ScriptedModel;
   dataDir: string;
-  /** A git workspace whose test command waits for `gate` (and appends its pid to `starts`). */
+  /** A git workspace whose test command waits for `gate` (and appends its pid to `starts`) once a task wrote done.txt. */
   workspace: string;
   gate: string;
   starts: string;
@@ -74,7 +74,9 @@ async function rig(respond: Responder = () => writeFiles({ 'done.txt': 'done\n' 
   execFileSync('git', ['init', '-q', '-b', 'main', workspace]);
   await writeFile(
     path.join(workspace, 'gate.js'),
-    `const fs = require('fs');\nfs.appendFileSync(${JSON.stringify(starts)}, process.pid + '\\n');\n` +
+    // The baseline (no done.txt yet: the base tree) passes at once and is not counted; a task's tests wait.
+    `const fs = require('fs');\nif (!fs.existsSync('done.txt')) { console.log('# tests 1\\n# pass 1'); process.exit(0); }\n` +
+      `fs.appendFileSync(${JSON.stringify(starts)}, process.pid + '\\n');\n` +
       `const wait = () => fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`,
   );
   execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'add', '-A'], { cwd: workspace });
