@@ -102,7 +102,8 @@ describe('kill -9', () => {
     const one = await rig.start();
     const workspace = `${rig.dataDir}/ws`;
     execFileSync('git', ['init', '-q', '-b', 'main', workspace]);
-    await writeFile(`${workspace}/gate.js`, `const fs = require('fs');\nconst wait = () => fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`);
+    // The baseline (no done.txt yet) passes at once; the task's tests wait for the gate.
+    await writeFile(`${workspace}/gate.js`, `const fs = require('fs');\nconst wait = () => !fs.existsSync('done.txt') || fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`);
     execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'add', '-A'], { cwd: workspace });
     execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-m', 'init'], { cwd: workspace });
     const id = await project(rig, one, { name: 'k9-tests', testCommand: ['node', 'gate.js'], workspace, config: { sandbox: { mode: 'none' } } }, [{ key: 'a', title: 'A', description: '' }]);
@@ -167,7 +168,8 @@ describe('kill -9', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     await crash(one);
     await watcher.ended;
-    expect(watcher.messages[0]!.data).toContain('"message":"A (a)"');
+    // The subject, then the model's explanation as the body.
+    expect(watcher.messages[0]!.data).toContain('"message":"A (a)\\n\\ndone"');
 
     const two = await rig.start();
     const ended = await sse(`${two.url}/api/projects/${id}/events?types=run.completed,run.blocked,run.failed`);

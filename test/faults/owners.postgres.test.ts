@@ -42,7 +42,9 @@ describe('one owner per run across processes', () => {
     await mkdir(ws);
     await writeFile(
       path.join(ws, 'gate.js'),
-      `const fs = require('fs');\nfs.appendFileSync(${JSON.stringify(starts)}, process.pid + '\\n');\n` +
+      // The baseline (no done.txt yet) passes at once and is not counted; a task's tests wait.
+      `const fs = require('fs');\nif (!fs.existsSync('done.txt')) { console.log('# tests 1\\n# pass 1'); process.exit(0); }\n` +
+        `fs.appendFileSync(${JSON.stringify(starts)}, process.pid + '\\n');\n` +
         `const wait = () => fs.existsSync(${JSON.stringify(gate)}) ? console.log('# tests 1\\n# pass 1') : setTimeout(wait, 20);\nwait();\n`,
     );
     const pids = async () => (existsSync(starts) ? (await readFile(starts, 'utf8')).split('\n').filter(Boolean).map(Number) : []);

@@ -106,11 +106,14 @@ describe('takeover by a process with another data dir', () => {
     // Each test ran in the tree of the process executing the task, under its own data dir.
     const cwds = (await readFile(log, 'utf8')).trim().split('\n');
     const under = (dir: string, key: string) => new RegExp(`^${dir}/worktrees/[^/]+/${key}$`);
-    expect(cwds).toHaveLength(4);
-    expect(cwds[0]).toMatch(under(dirOne, 'a'));
-    expect(cwds[1]).toMatch(under(dirTwo, 'b'));
-    expect(cwds[2]).toMatch(under(dirTwo, 'c'));
-    expect(cwds[3]).toMatch(under(dirOne, 'c'));
+    // First the baseline, once, in the starting process's detached tree of the base commit (an
+    // adopter takes the run past its preflight).
+    expect(cwds).toHaveLength(5);
+    expect(cwds[0]).toMatch(under(dirOne, '\\.baseline-run_[a-z0-9]+'));
+    expect(cwds[1]).toMatch(under(dirOne, 'a'));
+    expect(cwds[2]).toMatch(under(dirTwo, 'b'));
+    expect(cwds[3]).toMatch(under(dirTwo, 'c'));
+    expect(cwds[4]).toMatch(under(dirOne, 'c'));
     // b's call was asked again (the first never answered); nothing answered was asked twice.
     const answered = c.model.requests.filter((q) => q.answeredAt !== null).map((q) => q.taskKey);
     expect(answered.sort()).toEqual(['a', 'b', 'c']);
