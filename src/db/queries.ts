@@ -2,7 +2,7 @@
  * Read queries. They take a `Queryable` (the database or an open transaction) and return rows;
  * the runtime turns rows into the contract's JSON shapes.
  */
-import { and, asc, desc, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Queryable } from './client.ts';
 import { actorSnapshots, corrections, modelCalls, projects, runs, taskDependencies, tasks, testResults } from './schema.ts';
 
@@ -158,6 +158,21 @@ export async function actorsOfRun(db: Queryable, runId: string): Promise<ActorRo
 
 export async function testResultsOf(db: Queryable, taskId: string) {
   return db.select().from(testResults).where(eq(testResults.taskId, taskId)).orderBy(asc(testResults.id));
+}
+
+/**
+ * The baseline (the test command on the base tree before any change) a task's results are read
+ * against: the project's latest one recorded at or before `at`. A run that reused a cached baseline
+ * finds that earlier run's row, which is the same result for the same commit.
+ */
+export async function baselineBefore(db: Queryable, projectId: string, at: Date) {
+  const [row] = await db
+    .select()
+    .from(testResults)
+    .where(and(eq(testResults.projectId, projectId), eq(testResults.phase, 'baseline'), isNull(testResults.taskId), lte(testResults.createdAt, at)))
+    .orderBy(desc(testResults.createdAt), desc(testResults.id))
+    .limit(1);
+  return row ?? null;
 }
 
 export async function correctionsOf(db: Queryable, taskId: string) {

@@ -84,6 +84,8 @@ describe('preflight', () => {
     const task = await t.runtime.getTask(projectId, 'add');
     expect(task).toMatchObject({ status: 'completed', attempts: 1 });
     expect(task.reason).toContain('only tests that already failed before any change still fail (old is broken)');
+    // The task shows the baseline it was judged against.
+    expect(task.baseline).toMatchObject({ status: 'failed', failed: 1, passed: 1, failing: ['old is broken'], commit: expect.any(String) as string });
 
     // The task landed: HEAD moved. A run cancelled after its baseline lands nothing, so the next
     // run on the same commit reuses that baseline (told again, marked cached, not stored again).

@@ -8,6 +8,7 @@ import { and, eq, inArray } from 'drizzle-orm';
 import {
   ACTIVE_RUN_STATUSES,
   allProjects,
+  baselineBefore,
   correctionsOf,
   dependencyKeys,
   latestRuns,
@@ -214,6 +215,8 @@ export class ProjectService {
       correctionsOf(this.db, row.id),
       usageOfTask(this.db, row.id),
     ]);
+    const last = results.at(-1);
+    const base = await baselineBefore(this.db, projectId, last?.createdAt ?? new Date());
     return {
       ...taskJson(row, deps.get(row.id) ?? []),
       testResults: results.map((r) => ({
@@ -234,6 +237,17 @@ export class ProjectService {
         output: r.output,
         createdAt: r.createdAt.toISOString(),
       })),
+      // What the tests said on the base tree before any change: failures listed there are not this task's doing.
+      baseline: base && {
+        commit: base.commit,
+        status: base.status,
+        passed: base.passed,
+        failed: base.failed,
+        total: base.total,
+        failing: (base.failures ?? []).map((f) => f.name),
+        summary: base.summary,
+        createdAt: base.createdAt.toISOString(),
+      },
       corrections: corrections.map((c) => ({
         attempt: c.attempt,
         epoch: c.epoch,
