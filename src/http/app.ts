@@ -11,8 +11,10 @@ import type { EventBus } from '../events/bus.ts';
 import type { Logger } from '../logger.ts';
 import { limitBody } from './body-limit.ts';
 import { errorBody, handleError } from './errors.ts';
+import { mountDashboard } from './dashboard.ts';
 import { refuseCrossSite, refuseForeignHost, refuseNonJsonBody, refuseNulInUrl } from './exposure.ts';
 import { accessLog, bearerAuth } from './middleware.ts';
+import { mountDocs } from './openapi.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { streamRoutes } from './routes/streams.ts';
 import type { SseChannel, SseOptions } from './sse.ts';
@@ -59,10 +61,7 @@ export function createApp(o: AppOptions): App {
     return c.json({ status: db ? 'ok' : 'error', db: db ? 'ok' : 'error', version: o.version }, db ? 200 : 503);
   });
 
-  // Contract v2 routes not built yet: an honest 501, not a 404 that reads like a typo.
-  for (const [route, what] of [['/', 'the web dashboard'], ['/openapi.json', 'the OpenAPI document'], ['/docs', 'the API reference page']] as const) {
-    app.get(route, (c) => c.json(errorBody('not_implemented', `${what} is not built yet: use the JSON API under /api (see the README)`), 501));
-  }
+  mountDashboard(app);
 
   app.use('/api/*', limitBody(o.bodyLimitBytes ?? 4 * 1024 * 1024));
   if (o.apiToken) app.use('/api/*', bearerAuth(o.apiToken, (path) => STREAM_PATH.test(path)));
@@ -70,6 +69,8 @@ export function createApp(o: AppOptions): App {
 
   app.route('/api/projects', projectRoutes(o.runtime));
   app.route('/api', streamRoutes({ runtime: o.runtime, bus: o.bus, sse: o.sse, streams, maxStreams: o.maxStreams ?? 256 }));
+  // Last: the document describes every route registered above.
+  mountDocs(app);
 
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError(handleError(o.logger));
