@@ -11,7 +11,7 @@ import { event } from '../src/events/types.ts';
 import { loadConfig } from '../src/config.ts';
 import { startService } from '../src/main.ts';
 import { benchClient, benchModel, freshDatabase, openStore, round, type DbKind } from './harness.ts';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -77,6 +77,8 @@ export async function fanout(db: DbKind, clients: number, rate: number, seconds:
   const service = await startService(config, { logger: silentLogger, client: benchClient(model) });
   const total = Math.round(rate * seconds);
   try {
+    // An explicit workspace must exist: a plain directory (no run starts here).
+    await mkdir(path.join(dataDir, 'ws'));
     const project = await service.runtime.createProject({ name: 'fanout', testCommand: ['true'], workspace: path.join(dataDir, 'ws') });
     const url = `${service.url}/api/projects/${project.id}/events?since=${service.bus.seq}`;
     const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./sse-clients.ts', import.meta.url)), url, String(clients), String(total)], {
