@@ -9,7 +9,6 @@ import path from 'node:path';
 import type Anthropic from '@anthropic-ai/sdk';
 import { checkNewProject } from '../actors/runtime/projects.ts';
 import { Runtime } from '../actors/runtime/runtime.ts';
-import type { TaskJson } from '../actors/runtime/views.ts';
 import { ensureWorkspace } from '../actors/workspace/workspace.ts';
 import { childEnvFrom } from '../config.ts';
 import { lockDataDir } from '../datadir-lock.ts';
@@ -20,7 +19,7 @@ import { EventBus } from '../events/bus.ts';
 import type { TroupeEvent } from '../events/types.ts';
 import type { Logger } from '../logger.ts';
 import { ProgressView, type ProgressMode } from './progress.ts';
-import { formatRunSummary, gitHead } from './summary.ts';
+import { formatRunSummary, gitHead, type SummaryInput } from './summary.ts';
 import type { z } from 'zod';
 
 export type Plan = z.output<typeof planFileSchema>;
@@ -40,17 +39,10 @@ export interface LocalRunOptions {
   sandboxMode?: 'bwrap' | 'none' | undefined;
 }
 
-export interface LocalRunResult {
+/** What a run ended with: what the summary prints, and the exit code. */
+export interface LocalRunResult extends SummaryInput {
   /** 0 every task completed, 1 blocked or failed, 130 cancelled. */
   exitCode: number;
-  runStatus: string;
-  summary: string;
-  workspace: string;
-  isolation: 'worktree' | 'shared';
-  /** The workspace's HEAD before the run started: "Commits" lists only what came after it. */
-  headBefore: string | null;
-  tasks: TaskJson[];
-  totals: { inputTokens: number; outputTokens: number; costUsd: number | null };
 }
 
 /** Runs the plan to its end. Throws a `TroupeError` (validation, 422) for a plan that cannot start. */

@@ -12,7 +12,7 @@ import { storableText } from '../../safe-text.ts';
 import { baselineOf, type BaselineStore } from '../preflight.ts';
 import type { TestRunResult } from '../testing/run-tests.ts';
 import type { RunFence } from './lead-writer.ts';
-import { fencedWriter, storedFailures, STORED_OUTPUT_MAX } from './records.ts';
+import { fencedWriter, STORED_OUTPUT_MAX, testResultSummary } from './records.ts';
 
 /** The lead's agent id: a baseline is the lead's doing, before any worker exists. */
 const LEAD = 'lead';
@@ -56,20 +56,7 @@ export function createBaselineStore(outbox: Outbox, fence?: RunFence): BaselineS
 
     baselineResult: (scope, commit, result, cached) =>
       runWrite(scope.runId, async (tx, emit) => {
-        const summary = {
-          attempt: 0,
-          status: result.status,
-          passed: result.passed,
-          failed: result.failed,
-          errors: result.errors,
-          skipped: result.skipped,
-          total: result.total,
-          phase: 'baseline' as const,
-          failures: storedFailures(result.failures),
-          durationMs: Math.round(result.durationMs),
-          verified: result.status === 'passed',
-          sandbox: result.sandbox,
-        };
+        const summary = testResultSummary(result, 0, 'baseline', result.status === 'passed');
         if (!cached) {
           await tx.insert(testResults).values({
             projectId: scope.projectId,

@@ -13,7 +13,7 @@ import { boundedText, storableText } from '../../safe-text.ts';
 import type { ProjectConfig } from '../../domain/inputs.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
 import type { Tx } from '../../db/client.ts';
-import { event, type NewEvent } from '../../events/types.ts';
+import { event, type NewEvent, type TestPhase } from '../../events/types.ts';
 import type { TaskView } from '../../machines/types.ts';
 import type { BudgetReader, TaskReader, TaskText } from '../model/generate.ts';
 import type { ModelCallRecord, ModelJournal } from '../model/journal.ts';
@@ -23,6 +23,7 @@ import type { CorrectionNote, EffectScope, WorkerRecorder } from '../worker-effe
 import type { RunFence } from './lead-writer.ts';
 import { isLeaseLost } from './leases.ts';
 import { taskViewOf } from './views.ts';
+import type { TestRunResult } from '../testing/run-tests.ts';
 
 /** Longest test output kept per result row. */
 export const STORED_OUTPUT_MAX = 64 * 1024;
@@ -39,7 +40,7 @@ const EXPLANATION_MAX = 2_000;
 const FAILURES_KEPT = 20;
 
 /** Failing tests as stored and told: at most `FAILURES_KEPT`, names and messages bounded, NUL made visible. */
-export function storedFailures(failures: readonly { name: string; message: string | null }[]) {
+function storedFailures(failures: readonly { name: string; message: string | null }[]) {
   return failures.slice(0, FAILURES_KEPT).map((f) => ({ name: boundedText(f.name, 300), message: f.message === null ? null : boundedText(f.message, 300) }));
 }
 
@@ -47,6 +48,24 @@ export function storedFailures(failures: readonly { name: string; message: strin
  * A transaction written for a run: retried on transient errors, fenced (nothing is written for a
  * run this process no longer owns), failures as short StorageErrors.
  */
+/** The `test.result` event's data for a run of the test command: what its row stores, less the output and exit code. */
+export function testResultSummary(result: TestRunResult, attempt: number, phase: TestPhase, verified: boolean) {
+  return {
+    attempt,
+    status: result.status,
+    passed: result.passed,
+    failed: result.failed,
+    errors: result.errors,
+    skipped: result.skipped,
+    total: result.total,
+    phase,
+    failures: storedFailures(result.failures),
+    durationMs: Math.round(result.durationMs),
+    verified,
+    sandbox: result.sandbox,
+  };
+}
+
 export function fencedWriter(outbox: Outbox, fence?: RunFence) {
   return <T>(runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>) =>
     withDbRetry(() =>
@@ -157,20 +176,7 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
     async testResult(scope, epoch, attempt, result, verified, correction, phase = 'task') {
       await runWrite(scope.runId, async (tx, emit) => {
         // What the event reports is what the row stores, less the output and exit code.
-        const summary = {
-          attempt,
-          status: result.status,
-          passed: result.passed,
-          failed: result.failed,
-          errors: result.errors,
-          skipped: result.skipped,
-          total: result.total,
-          phase,
-          failures: storedFailures(result.failures),
-          durationMs: Math.round(result.durationMs),
-          verified,
-          sandbox: result.sandbox,
-        };
+        const summary = testResultSummary(result, attempt, phase, verified);
         await tx.insert(testResults).values({
           projectId: scope.projectId,
           taskId: scope.taskId,
