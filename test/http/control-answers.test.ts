@@ -64,7 +64,7 @@ describe('control requests answer the task as the request left it', () => {
     const retried = await t.json<Task>('POST', `${base}/tasks/a/retry`, { guidance: 'Return the value the test expects.' });
     expect(retried.status).toBe(202);
     expect(retried.body).toMatchObject({ key: 'a', status: 'pending', blockedReason: null, attempts: 0, guidance: 'Return the value the test expects.', agentId: null });
-    const { testResults: _r, corrections: _c, usage: _u, ...row } = (await t.json<Json>('GET', `${base}/tasks/a`)).body;
+    const { testResults: _r, corrections: _c, usage: _u, baseline: _b, ...row } = (await t.json<Json>('GET', `${base}/tasks/a`)).body;
     expect(row).toEqual(retried.body);
     expect(changesOf(await t.events(id), 'a')).toEqual(['in_progress', 'blocked', 'pending']);
 
@@ -114,7 +114,7 @@ describe('control requests answer the task as the request left it', () => {
     expect(cancelled.status).toBe(202);
     expect(cancelled.body).toMatchObject({ key: 'a', status: 'cancelled' });
     // Read right after: the same row, the change in the log, the dependent given up with it.
-    const { testResults: _r, corrections: _c, usage: _u, ...row } = (await t.json<Json>('GET', `${base}/tasks/a`)).body;
+    const { testResults: _r, corrections: _c, usage: _u, baseline: _b, ...row } = (await t.json<Json>('GET', `${base}/tasks/a`)).body;
     expect(row).toEqual(cancelled.body);
     const events = await t.events(id);
     expect(changesOf(events, 'a')).toEqual(['in_progress', 'cancelled']);
