@@ -70,7 +70,7 @@ export function createApp(o: AppOptions): App {
   app.route('/api/projects', projectRoutes(o.runtime));
   app.route('/api', streamRoutes({ runtime: o.runtime, bus: o.bus, sse: o.sse, streams, maxStreams: o.maxStreams ?? 256 }));
   // Last: the document describes every route registered above.
-  mountDocs(app);
+  mountDocs(app, o.version);
 
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError(handleError(o.logger));

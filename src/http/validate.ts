@@ -4,6 +4,7 @@
  */
 import { zValidator } from '@hono/zod-validator';
 import type { Context, MiddlewareHandler } from 'hono';
+import { resolver, uniqueSymbol } from 'hono-openapi';
 import type { z, ZodType } from 'zod';
 import { issuesOf } from '../domain/inputs.ts';
 import { TroupeError, coerceError } from '../errors.ts';
@@ -153,14 +154,19 @@ export const requireJson: MiddlewareHandler = async function requireJson(c, next
   await next();
 };
 
-/** `zValidator` with the error envelope. */
+/**
+ * `zValidator` with the error envelope. The middleware carries its schema the way `hono-openapi`
+ * reads it, so `/openapi.json` describes each body, query and path parameter with the very schema
+ * that validates it.
+ */
 export function valid<T extends ZodType>(target: Target, schema: T) {
-  return zValidator(target, schema, (result) => {
+  const middleware = zValidator(target, schema, (result) => {
     if (!result.success) {
       const details = issuesOf(result.error as unknown as Parameters<typeof issuesOf>[0]);
       throw new TroupeError('validation_failed', `invalid ${target === 'json' ? 'body' : target}: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
     }
   });
+  return Object.assign(middleware, { [uniqueSymbol]: { target, ...resolver(schema) } });
 }
 
 /** A body that may be absent (absent means `{}`), validated like `valid('json', schema)`. */

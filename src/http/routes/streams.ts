@@ -3,7 +3,8 @@
  *
  * A stream subscribes first, replays from `Last-Event-ID` (or `?since=`), then goes live: each
  * event once, in order. The bus listener only queues a frame (never blocks); a client that
- * stops reading is cut off by its channel and resumes with its last id.
+ * stops reading is cut off by its channel and resumes with its last id. `docs` is each route's
+ * entry in `/openapi.json`.
  */
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
@@ -13,6 +14,7 @@ import type { EventBus } from '../../events/bus.ts';
 import { EVENT_TYPES, type TroupeEvent } from '../../events/types.ts';
 import { HttpRefusal } from '../errors.ts';
 import { openSse, type SseChannel, type SseOptions } from '../sse.ts';
+import { describe, eventPageSchema, json, machinesSchema, textBody, type RouteDoc } from '../openapi-schemas.ts';
 import { valid } from '../validate.ts';
 
 const KNOWN = new Set<string>(EVENT_TYPES);
@@ -29,9 +31,35 @@ const typesList = z
     return types;
   });
 
-const streamQuery = z.object({ since: seq.optional(), types: typesList.optional(), access_token: z.string().optional() });
-const logQuery = z.object({ since: seq.default(0), limit: z.coerce.number().int().min(1).max(1000).default(100), types: typesList.optional() });
+const since = seq.describe('replay from after this event seq (a `Last-Event-ID` header wins over it)');
+const types = typesList.describe('comma-separated event types to keep (default: all)');
+const accessToken = z.string().describe('the API token, for EventSource clients that cannot send `Authorization`');
+const streamQuery = z.object({ since: since.optional(), types: types.optional(), access_token: accessToken.optional() });
+const logQuery = z.object({ since: seq.default(0).describe('events after this seq'), limit: z.coerce.number().int().min(1).max(1000).default(100), types: types.optional() });
 const idParam = z.object({ id: z.string().min(1).max(100) });
+
+const SSE = 'Frames `id: <seq>`, `event: <type>`, `data: <Event as JSON>`; reconnect with `Last-Event-ID`.';
+const stream = (description: string) => ({ 200: { description, content: textBody('text/event-stream') } });
+const docs = {
+  projectEvents: { tag: 'events', summary: 'A project’s events, live (SSE)', description: `From the project’s first event unless a cursor is given. ${SSE}`, ok: stream(SSE), errors: [404, 503] },
+  events: { tag: 'events', summary: 'Every project’s events, live (SSE)', description: `From now unless a cursor is given. ${SSE}`, ok: stream(SSE), errors: [503] },
+  log: { tag: 'events', summary: 'A project’s events as a JSON page', ok: { 200: { description: 'One page', content: json(eventPageSchema) } }, errors: [404] },
+  inspect: {
+    tag: 'events',
+    summary: 'XState inspection events (SSE)',
+    description: 'In the wire format of `@statelyai/inspect`: the live actors first, then everything they do.',
+    ok: stream('Inspection events'),
+    errors: [404, 503],
+  },
+  machines: { tag: 'machines', summary: 'The statecharts the runtime runs', ok: { 200: { description: 'Name and version of each', content: json(machinesSchema) } } },
+  machine: {
+    tag: 'machines',
+    summary: 'A machine’s definition',
+    description: 'Its XState `toJSON()` definition; `format=mermaid`: `stateDiagram-v2` text.',
+    ok: { 200: { description: 'The definition', content: { ...json(z.record(z.string(), z.unknown())), ...textBody('text/plain') } } },
+    errors: [404],
+  },
+} satisfies Record<string, RouteDoc>;
 
 export interface StreamRoutesOptions {
   runtime: Runtime;
@@ -96,20 +124,20 @@ export function streamRoutes(o: StreamRoutesOptions): Hono {
     return c.res;
   };
 
-  app.get('/projects/:id/events', valid('param', idParam), valid('query', streamQuery), async (c) => {
+  app.get('/projects/:id/events', describe(docs.projectEvents), valid('param', idParam), valid('query', streamQuery), async (c) => {
     const { id } = c.req.valid('param');
     await o.runtime.getProject(id);
     return stream(c, id, c.req.valid('query'));
   });
 
-  app.get('/events', valid('query', streamQuery), (c) => stream(c, undefined, c.req.valid('query')));
+  app.get('/events', describe(docs.events), valid('query', streamQuery), (c) => stream(c, undefined, c.req.valid('query')));
 
-  app.get('/projects/:id/events/log', valid('param', idParam), valid('query', logQuery), async (c) => {
+  app.get('/projects/:id/events/log', describe(docs.log), valid('param', idParam), valid('query', logQuery), async (c) => {
     const { since, limit, types } = c.req.valid('query');
     return c.json(await o.runtime.eventLog(c.req.valid('param').id, since, limit, types));
   });
 
-  app.get('/projects/:id/inspect', valid('param', idParam), async (c) => {
+  app.get('/projects/:id/inspect', describe(docs.inspect), valid('param', idParam), async (c) => {
     const { id } = c.req.valid('param');
     await o.runtime.getProject(id);
     const channel = open(c);
@@ -120,8 +148,8 @@ export function streamRoutes(o: StreamRoutesOptions): Hono {
     return c.res;
   });
 
-  app.get('/machines', (c) => c.json(o.runtime.machines()));
-  app.get('/machines/:name', valid('query', z.object({ format: z.enum(['json', 'mermaid']).default('json') })), (c) => {
+  app.get('/machines', describe(docs.machines), (c) => c.json(o.runtime.machines()));
+  app.get('/machines/:name', describe(docs.machine), valid('query', z.object({ format: z.enum(['json', 'mermaid']).default('json') })), (c) => {
     const { format } = c.req.valid('query');
     const definition = o.runtime.machineDefinition(c.req.param('name'), format);
     return format === 'mermaid' ? c.text(definition as string) : c.json(definition as object);
