@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'child_process', 'net', 'http', 'https', 'crypto', 'os'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'drizzle/', '.troupe/', 'coverage/', '.dbg/', 'test/fixtures/'] },
+  { ignores: ['node_modules/', 'drizzle/', '.troupe/', 'coverage/', '.dbg/', 'test/fixtures/', 'dist/', 'test-artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,10 +1,70 @@
 /**
- * `GET /`: the web dashboard. Not built yet: it answers 501 with a message.
+ * `GET /`: the web dashboard, and `GET /assets/*`: its files. The page is built by `npm run
+ * build:web` (vite, from `web/`) into `dist/web/`, found relative to this module (never the working
+ * directory), and read at request time, so a rebuild needs no restart. Hashed assets are cached for
+ * good; `index.html` never is, so a new build is picked up at once. Without a build `GET /` answers
+ * 503 saying how to make one. The page's CSP allows this origin only: no inline script, nothing
+ * fetched from elsewhere (the dashboard works with no network beyond the service). Auth is the
+ * API's: the page itself is public, it asks for the token when `/api` answers 401.
  */
-import type { Hono } from 'hono';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Context, Hono } from 'hono';
 import { errorBody } from './errors.ts';
+
+const WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+const ASSETS_DIR = path.join(WEB_DIR, 'assets');
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.woff2': 'font/woff2',
+};
+
+/** A file name vite writes into `assets/`: no separators, no leading dot, a known extension. */
+const ASSET_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 /** Mounts the dashboard's page and assets on `app`. */
 export function mountDashboard(app: Hono): void {
-  app.get('/', (c) => c.json(errorBody('not_implemented', 'the web dashboard is not built yet: use the JSON API under /api (see the README)'), 501));
+  app.get('/', async (c) => {
+    const html = await readOrNull(path.join(WEB_DIR, 'index.html'));
+    if (html === null) {
+      return c.json(errorBody('dashboard_not_built', 'the web dashboard is not built: run `npm run build:web` (the JSON API under /api works without it)'), 503);
+    }
+    return c.body(html.toString('utf8'), 200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache', 'content-security-policy': CSP });
+  });
+  app.get('/assets/:name', async (c) => serveAsset(c, c.req.param('name')));
+}
+
+async function serveAsset(c: Context, name: string): Promise<Response> {
+  const type = TYPES[path.extname(name)];
+  const bytes = ASSET_NAME.test(name) && type ? await readOrNull(path.join(ASSETS_DIR, name)) : null;
+  if (bytes === null) return c.json(errorBody('not_found', `no dashboard asset ${name}`), 404);
+  return c.body(new Uint8Array(bytes), 200, { 'content-type': type!, 'cache-control': 'public, max-age=31536000, immutable' });
+}
+
+async function readOrNull(file: string): Promise<Buffer | null> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EISDIR') return null;
+    throw e;
+  }
 }

@@ -1,0 +1,242 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium through playwright-core) against the real
+ * service listening on loopback, with the scripted Messages API answering and real git and
+ * `node --test` runs. What a person would check: the create form shows the API's validation on
+ * the field it names; the DAG shows every task and follows the run live; a task's panel shows its
+ * diff; pause and approve from the page do what the API says they did; with a token the page asks
+ * for it once per tab and then works; and no request ever leaves the service's origin.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { MessagesRequest, Reply } from '../../src/scripted-model/server.ts';
+import { deferred, type Deferred } from '../support/deferred.ts';
+import { moduleWithTest, writeFiles } from '../support/replies.ts';
+import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { ensureDashboardBuilt, launchBrowser, openPage, screenshot, serveApp, type RecordedPage, type Served } from './support.ts';
+
+const TOKEN = 'dashboard-test-token';
+
+/** Answers held until the test lets each task's first attempt go (`gates`); others answer at once. */
+const gates = new Map<string, Deferred<void>>();
+const gate = (key: string) => {
+  let g = gates.get(key);
+  if (!g) gates.set(key, (g = deferred()));
+  return g;
+};
+async function respond(req: MessagesRequest): Promise<Reply> {
+  const key = req.taskKey ?? 'none';
+  if (key === 'calc') {
+    // Rewrites the test script: a protected file, so the change waits for review.
+    return writeFiles({ 'lib/calc.js': 'exports.answer = () => 1;\n', 'package.json': JSON.stringify({ name: 'calc', scripts: { test: 'exit 0' } }, null, 2) });
+  }
+  if (key.startsWith('held-')) await gate(key).promise;
+  return moduleWithTest(key.replace(/^held-/, ''), `value of ${key}`);
+}
+
+let t: TestRuntime;
+let plain: Served;
+let guarded: Served;
+let browser: Browser;
+const dirs: string[] = [];
+const pages: RecordedPage[] = [];
+
+beforeAll(async () => {
+  await ensureDashboardBuilt();
+  [t, browser] = await Promise.all([startTestRuntime(respond), launchBrowser()]);
+  plain = await serveApp(t);
+  guarded = await serveApp(t, { apiToken: TOKEN });
+});
+
+afterEach(async () => {
+  for (const p of pages.splice(0)) {
+    await p.close();
+    // Nothing the page asked for left the service (no CDN, no fonts, no telemetry).
+    const origin = p.page.url().replace(/^(https?:\/\/[^/]+).*$/, '$1');
+    expect(p.requests.length).toBeGreaterThan(0);
+    expect(p.requests.filter((u) => !u.startsWith(`${origin}/`))).toEqual([]);
+    expect(p.errors).toEqual([]);
+  }
+});
+
+afterAll(async () => {
+  for (const g of gates.values()) g.resolve();
+  await browser?.close();
+  await plain?.close();
+  await guarded?.close();
+  await t?.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function page(): Promise<Page> {
+  const p = await openPage(browser);
+  pages.push(p);
+  return p.page;
+}
+
+/** A git workspace with one commit. */
+async function workspace(files: Record<string, string> = { 'README.md': 'demo\n' }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'troupe-dash-'));
+  dirs.push(dir);
+  for (const [p, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, p)), { recursive: true });
+    await writeFile(path.join(dir, p), content);
+  }
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: dir });
+  git('init', '-q', '-b', 'main');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'base');
+  return dir;
+}
+
+async function api<T = Record<string, unknown>>(method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${plain.origin}${p}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+const config = { maxCorrectionAttempts: 1, sandbox: { mode: 'none' } };
+const node = (p: Page, key: string) => p.locator(`[data-task="${key}"]`);
+const statusOf = (p: Page, key: string) => () => node(p, key).getAttribute('data-status');
+const runStatus = async (id: string) => (await api<{ runs: { status: string }[] }>('GET', `/api/projects/${id}/runs`)).body.runs[0]?.status;
+const taskStatus = async (id: string, key: string) => (await api<{ status: string }>('GET', `/api/projects/${id}/tasks/${key}`)).body.status;
+
+describe('the web dashboard', () => {
+  it('serves the page and its hashed assets from the service, with a same-origin CSP', async () => {
+    const index = await fetch(`${plain.origin}/`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-type')).toContain('text/html');
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    expect(index.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await index.text();
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const asset = await fetch(`${plain.origin}${script}`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('content-type')).toContain('text/javascript');
+    expect(asset.headers.get('cache-control')).toContain('immutable');
+    expect((await fetch(`${plain.origin}/assets/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${plain.origin}/assets/nope.js`)).status).toBe(404);
+  });
+
+  it('creates a project from the form, showing the API validation on the field it names, and lists it', async () => {
+    const p = await page();
+    await p.goto(`${plain.origin}/`);
+    await p.getByRole('heading', { name: /Projects/ }).waitFor();
+
+    await p.getByLabel('Name').fill('');
+    await p.getByLabel('Config JSON (optional)').fill('{"maxConcurrency": 99}');
+    await p.getByRole('button', { name: 'Create project' }).click();
+    await expect.poll(() => p.locator('[data-field="name"]').textContent()).not.toBe('');
+    await expect.poll(() => p.locator('[data-field="config"]').textContent()).toContain('config.maxConcurrency');
+    expect(await p.locator('[data-field="testCommand"]').textContent()).toBe('');
+
+    const ws = await workspace();
+    await p.getByLabel('Name').fill('from-the-form');
+    await p.getByLabel('Test command').fill('node --test');
+    await p.getByLabel('Workspace (optional)').fill(ws);
+    await p.getByLabel('Config JSON (optional)').fill(JSON.stringify(config));
+    await p.getByRole('button', { name: 'Create project' }).click();
+    const row = p.locator('tr[data-project="from-the-form"]');
+    await row.waitFor();
+    expect(await row.textContent()).toContain('idle');
+    expect(await p.locator('.field-msg').allTextContents()).toEqual(['', '', '', '']);
+    await screenshot(p, 'dashboard-projects');
+  });
+
+  it('follows a run live on the DAG, shows a task’s diff, and pauses and resumes from the page', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'live-run', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    const tasks = [
+      { key: 'held-a', title: 'Module a', description: 'Write lib/a.js' },
+      { key: 'held-b', title: 'Module b', description: 'Write lib/b.js', dependsOn: ['held-a'] },
+      { key: 'held-c', title: 'Module c', description: 'Write lib/c.js', dependsOn: ['held-a'] },
+      { key: 'd', title: 'Module d', description: 'Write lib/d.js', dependsOn: ['held-b'] },
+    ];
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks })).status).toBe(201);
+
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}`);
+    for (const { key } of tasks) await expect.poll(statusOf(p, key)).toBe('pending');
+    await p.locator('.live-live').waitFor();
+
+    await p.getByRole('button', { name: 'Start' }).click();
+    await expect.poll(statusOf(p, 'held-a')).toBe('in_progress');
+    await node(p, 'held-a').locator('.spinner').waitFor();
+    expect(await statusOf(p, 'held-b')()).toBe('pending');
+    await screenshot(p, 'dashboard-run');
+
+    gate('held-a').resolve();
+    await expect.poll(statusOf(p, 'held-a')).toBe('completed');
+    await expect.poll(statusOf(p, 'held-b')).toBe('in_progress');
+    await expect.poll(statusOf(p, 'held-c')).toBe('in_progress');
+    expect(await node(p, 'held-a').locator('.spinner').count()).toBe(0);
+
+    // Pause while b and c are in flight: the run is pausing until they are done, then paused, and d waits.
+    await p.getByRole('button', { name: 'Pause' }).click();
+    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('pausing');
+    expect(await runStatus(id)).toBe('pausing');
+    gate('held-b').resolve();
+    gate('held-c').resolve();
+    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('paused');
+    expect(await runStatus(id)).toBe('paused');
+    expect(await statusOf(p, 'd')()).toBe('pending');
+
+    await p.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(statusOf(p, 'd')).toBe('completed');
+    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
+    expect(await runStatus(id)).toBe('completed');
+
+    // The task's panel: its status, attempts, the diff it made (added lines marked) and its test run.
+    await node(p, 'held-a').click();
+    const panel = p.getByRole('complementary', { name: 'task held-a' });
+    await panel.getByTestId('diff').waitFor();
+    expect(await panel.getByTestId('task-status').textContent()).toBe('completed');
+    expect(await panel.getByTestId('diff').textContent()).toContain('+++ b/lib/a.js');
+    expect(await panel.locator('.d-add', { hasText: 'exports.value' }).count()).toBe(1);
+    expect(await panel.locator('.test').textContent()).toMatch(/passed/);
+    await screenshot(p, 'dashboard-task');
+  });
+
+  it('a task in review says why, shows the change, and approving it from the page completes it', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'review', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'calc', title: 'Calc', description: 'Write lib/calc.js' }] })).status).toBe(201);
+
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}/t/calc`);
+    await p.getByRole('button', { name: 'Start' }).click();
+    await expect.poll(statusOf(p, 'calc'), { timeout: 20_000 }).toBe('review');
+    const panel = p.getByRole('complementary', { name: 'task calc' });
+    await expect.poll(() => panel.locator('.reason').textContent()).toBe('waiting for review because it changes protected files: package.json');
+    await expect.poll(() => panel.getByTestId('diff').textContent()).toContain('diff --git a/package.json b/package.json');
+    await expect.poll(() => p.locator('.summary').textContent()).toContain('waiting for review');
+    await screenshot(p, 'dashboard-review');
+
+    await panel.getByRole('button', { name: 'Approve' }).click();
+    await expect.poll(statusOf(p, 'calc')).toBe('completed');
+    expect(await taskStatus(id, 'calc')).toBe('completed');
+    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
+  });
+
+  it('with a token, asks for it once per tab, then lists the projects and follows the stream', async () => {
+    const p = await page();
+    await p.goto(`${guarded.origin}/#/`);
+    await p.getByText('This service needs its API token').waitFor();
+    await p.getByLabel('API token').fill('wrong');
+    await p.getByRole('button', { name: 'Continue' }).click();
+    await p.getByText('The token was refused').waitFor();
+    await screenshot(p, 'dashboard-token');
+    await p.getByLabel('API token').fill(TOKEN);
+    await p.getByRole('button', { name: 'Continue' }).click();
+    await p.locator('tr[data-project="live-run"]').waitFor();
+
+    // Same tab, new page load: the token is remembered, nothing is asked.
+    await p.reload();
+    await p.locator('tr[data-project="live-run"] a').click();
+    await node(p, 'd').waitFor();
+    await p.locator('.live-live').waitFor();
+    expect(await p.getByLabel('API token').count()).toBe(0);
+  });
+});
