@@ -54,6 +54,7 @@ export const testCommandSchema = z
     text().trim().min(1).max(LIMITS.argChars),
     z.array(text().min(1).max(LIMITS.argChars)).min(1).max(LIMITS.argvItems),
   ])
+  .describe('A command line, split like a shell would but never run through a shell (no operators, redirections or comments), or an argv array')
   .transform((value, ctx) => {
     if (Array.isArray(value)) return value;
     const split = splitCommand(value);
@@ -72,21 +73,22 @@ export const modelsSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  maxConcurrency: z.number().int().min(1).max(64).optional(),
-  maxAgents: z.number().int().min(1).max(64).optional(),
-  maxCorrectionAttempts: z.number().int().min(0).max(10).optional(),
-  budgetUsd: z.number().positive().max(1_000_000).nullable().optional(),
-  testTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).optional(),
-  isolation: z.enum(['worktree', 'shared']).optional(),
+  maxConcurrency: z.number().int().min(1).max(64).optional().describe('tasks worked on at once (default 3)'),
+  maxAgents: z.number().int().min(1).max(64).optional().describe('workers at most (default 6)'),
+  maxCorrectionAttempts: z.number().int().min(0).max(10).optional().describe('corrections after failing tests (default 3)'),
+  budgetUsd: z.number().positive().max(1_000_000).nullable().optional().describe('spend at which the run blocks (default: none)'),
+  testTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).optional().describe('default 300000'),
+  isolation: z.enum(['worktree', 'shared']).optional().describe('default worktree when the workspace is a git repository'),
   models: modelsSchema.optional(),
   sandbox: z
     .strictObject({
       mode: z.enum(['bwrap', 'none']).optional(),
       network: z.boolean().optional(),
     })
-    .optional(),
-  review: z.enum(['protected', 'always', 'never']).optional(),
-  protectedPaths: z.array(text().min(1).max(500)).max(200).optional(),
+    .optional()
+    .describe('how the test command is confined (default: mode from TROUPE_SANDBOX, no network)'),
+  review: z.enum(['protected', 'always', 'never']).optional().describe('when a change waits for a person (default protected)'),
+  protectedPaths: z.array(text().min(1).max(500)).max(200).optional().describe('globs whose change needs review (default: manifests, lockfiles, test-runner configs)'),
 });
 export type ConfigInput = z.infer<typeof configSchema>;
 
@@ -189,9 +191,9 @@ export const taskInputSchema = z.strictObject({
   key: text().regex(TASK_KEY, 'must match [A-Za-z0-9._-]{1,64}'),
   title: text().trim().min(1).max(200),
   description: text().max(LIMITS.descriptionChars),
-  agentType: z.enum(AGENT_TYPES).optional(),
-  dependsOn: z.array(text().min(1).max(64)).max(200).default([]),
-  priority: z.number().int().min(0).max(4).default(2),
+  agentType: z.enum(AGENT_TYPES).optional().describe('inferred from the text when absent'),
+  dependsOn: z.array(text().min(1).max(64)).max(200).default([]).describe('keys of tasks in the same request or already in the project'),
+  priority: z.number().int().min(0).max(4).default(2).describe('0 highest … 4'),
 });
 export type TaskInput = z.infer<typeof taskInputSchema>;
 
@@ -202,8 +204,8 @@ export const addTasksSchema = z.strictObject({
 export const createProjectSchema = z.strictObject({
   name: text().trim().min(1).max(100),
   testCommand: testCommandSchema,
-  workspace: text().min(1).max(4096).optional(),
-  goal: text().trim().min(1).max(LIMITS.goalChars).optional(),
+  workspace: text().min(1).max(4096).optional().describe('absolute, or relative to the service’s working directory (default: a new git repository in the data dir)'),
+  goal: text().trim().min(1).max(LIMITS.goalChars).optional().describe('what the lead plans tasks from'),
   config: configSchema.optional(),
 });
 export type CreateProjectInput = z.input<typeof createProjectSchema>;
@@ -223,7 +225,7 @@ export const planFileSchema = createProjectSchema.extend({
   tasks: z.array(taskInputSchema).max(LIMITS.tasksPerRequest).optional(),
 });
 
-export const retrySchema = z.strictObject({ guidance: text().trim().min(1).max(LIMITS.guidanceChars).optional() });
+export const retrySchema = z.strictObject({ guidance: text().trim().min(1).max(LIMITS.guidanceChars).optional().describe('told to the next attempt') });
 
 /** Zod issues as `details`: one entry per offending field. */
 export function issuesOf(error: z.ZodError): { path: string; message: string }[] {

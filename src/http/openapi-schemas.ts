@@ -244,7 +244,7 @@ export const ERRORS = {
   415: ['UnsupportedMediaType', 'The body is not UTF-8 JSON'],
   422: ['Unprocessable', 'Well-formed but impossible: a dependency cycle, an unknown dependency, nothing to run, a sandbox this machine lacks'],
   500: ['Internal', 'Internal error (never a stack trace)'],
-  503: ['Unavailable', 'The database is briefly unavailable, or too many event streams are open: retry after `Retry-After` seconds'],
+  503: ['Unavailable', 'Retry after `Retry-After` seconds: `starting`, `unavailable` (the database), `owner_unavailable` (the process owning the run did not answer), `too_many_streams`'],
 } as const;
 export type ErrorStatus = keyof typeof ERRORS;
 
