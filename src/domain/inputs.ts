@@ -54,7 +54,10 @@ export const testCommandSchema = z
     text().trim().min(1).max(LIMITS.argChars),
     z.array(text().min(1).max(LIMITS.argChars)).min(1).max(LIMITS.argvItems),
   ])
-  .describe('A command line, split like a shell would but never run through a shell (no operators, redirections or comments), or an argv array')
+  .meta({
+    description: 'A command line, split like a shell would but never run through a shell (no operators, redirections or comments), or an argv array',
+    examples: ['npm test', ['node', '--test']],
+  })
   .transform((value, ctx) => {
     if (Array.isArray(value)) return value;
     const split = splitCommand(value);
@@ -197,15 +200,17 @@ export const taskInputSchema = z.strictObject({
 });
 export type TaskInput = z.infer<typeof taskInputSchema>;
 
-export const addTasksSchema = z.strictObject({
-  tasks: z.array(taskInputSchema).min(1).max(LIMITS.tasksPerRequest),
-});
+export const addTasksSchema = z
+  .strictObject({
+    tasks: z.array(taskInputSchema).min(1).max(LIMITS.tasksPerRequest),
+  })
+  .meta({ examples: [{ tasks: [{ key: 'api', title: 'Add GET /items', description: 'An endpoint listing items', dependsOn: [] }] }] });
 
 export const createProjectSchema = z.strictObject({
-  name: text().trim().min(1).max(100),
+  name: text().trim().min(1).max(100).meta({ examples: ['todo-api'] }),
   testCommand: testCommandSchema,
   workspace: text().min(1).max(4096).optional().describe('absolute, or relative to the service’s working directory (default: a new git repository in the data dir)'),
-  goal: text().trim().min(1).max(LIMITS.goalChars).optional().describe('what the lead plans tasks from'),
+  goal: text().trim().min(1).max(LIMITS.goalChars).optional().meta({ description: 'what the lead plans tasks from', examples: ['A REST API for a todo list, with tests'] }),
   config: configSchema.optional(),
 });
 export type CreateProjectInput = z.input<typeof createProjectSchema>;

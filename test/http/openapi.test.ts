@@ -23,6 +23,7 @@ import {
 } from '../../src/http/openapi-schemas.ts';
 import { silentLogger } from '../../src/logger.ts';
 import type { MessagesRequest } from '../../src/scripted-model/server.ts';
+import { launchBrowser, openPage, serveApp } from '../browser/support.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { moduleWithTest } from '../support/replies.ts';
 
@@ -133,7 +134,7 @@ describe('/openapi.json', () => {
     t = await startTestApp(ok);
     const doc = (await t.json<Doc>('GET', '/openapi.json')).body;
     const create = doc.paths['/api/projects']!.post!;
-    const schema = create.requestBody!.content['application/json']!.schema as { additionalProperties: boolean; required: string[]; properties: Record<string, Json> };
+    const schema = create.requestBody!.content['application/json']!.schema as { additionalProperties: boolean; required: string[]; properties: Record<string, Json & { examples?: unknown[] }> };
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required.sort()).toEqual(['name', 'testCommand']);
     expect(schema.properties.name).toMatchObject({ type: 'string', minLength: 1, maxLength: 100 });
@@ -152,7 +153,13 @@ describe('/openapi.json', () => {
       expect(res.status, what).toBe(400);
       expect(res.body.error.code, what).toBe('validation_failed');
     }
-    expect((await t.json('POST', '/api/projects', valid)).status).toBe(201);
+    // The example the page builds from the fields' examples is accepted.
+    const example = Object.fromEntries(Object.entries(schema.properties).flatMap(([k, p]) => (p.examples ? [[k, p.examples[0]]] : [])));
+    expect(Object.keys(example)).toEqual(expect.arrayContaining(schema.required));
+    const project = await t.json<{ id: string }>('POST', '/api/projects', example);
+    expect(project.status).toBe(201);
+    const tasks = doc.paths['/api/projects/{id}/tasks']!.post!.requestBody!.content['application/json']!.schema as { examples: Json[] };
+    expect((await t.json('POST', `/api/projects/${project.body.id}/tasks`, tasks.examples[0])).status).toBe(201);
   });
 
   it('describes what the routes answer: each body parses with the schema the document names', async () => {
@@ -249,6 +256,30 @@ describe('/docs', () => {
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('not_found');
     expect((await t.request('GET', '/docs/assets/..%2Fpackage.json')).status).toBe(404);
+  });
+});
+
+describe('/docs in a browser', () => {
+  it('swagger-ui renders every operation of the document, with no request leaving the service and no script error', async () => {
+    t = await startTestApp(ok);
+    const [served, browser] = await Promise.all([serveApp(t), launchBrowser()]);
+    const recorded = await openPage(browser);
+    try {
+      const doc = (await t.json<Doc>('GET', '/openapi.json')).body;
+      const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+      await recorded.page.goto(`${served.origin}/docs`);
+      const rendered = recorded.page.locator('.opblock-summary-path');
+      await rendered.nth(operations - 1).waitFor();
+      expect(await rendered.count()).toBe(operations);
+      expect(await recorded.page.locator('.info .title').innerText()).toContain('Troupe');
+      expect(recorded.errors).toEqual([]);
+      expect(recorded.requests).toContain(`${served.origin}/openapi.json`);
+      expect(recorded.requests.filter((u) => !u.startsWith(`${served.origin}/`))).toEqual([]);
+    } finally {
+      await recorded.close();
+      await browser.close();
+      await served.close();
+    }
   });
 });
 
