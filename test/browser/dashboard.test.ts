@@ -19,6 +19,7 @@ import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { ensureDashboardBuilt, launchBrowser, openPage, screenshot, serveApp, type RecordedPage, type Served } from './support.ts';
 
 const TOKEN = 'dashboard-test-token';
+const GUIDANCE = 'Return the string "right".';
 
 /** Answers held until the test lets each task's first attempt go (`gates`); others answer at once. */
 const gates = new Map<string, Deferred<void>>();
@@ -32,6 +33,10 @@ async function respond(req: MessagesRequest): Promise<Reply> {
   if (key === 'calc') {
     // Rewrites the test script: a protected file, so the change waits for review.
     return writeFiles({ 'lib/calc.js': 'exports.answer = () => 1;\n', 'package.json': JSON.stringify({ name: 'calc', scripts: { test: 'exit 0' } }, null, 2) });
+  }
+  if (key === 'flaky') {
+    // Fails its own test until a person's guidance arrives.
+    return req.text.includes(GUIDANCE) ? moduleWithTest('flaky', 'right') : moduleWithTest('flaky', 'wrong', 'right');
   }
   if (key.startsWith('held-')) await gate(key).promise;
   return moduleWithTest(key.replace(/^held-/, ''), `value of ${key}`);
@@ -52,6 +57,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  if (plain) plain.intercept = null;
   for (const p of pages.splice(0)) {
     await p.close();
     // Nothing the page asked for left the service (no CDN, no fonts, no telemetry).
@@ -97,6 +103,8 @@ async function api<T = Record<string, unknown>>(method: string, p: string, body?
   return { status: res.status, body: (await res.json()) as T };
 }
 
+/** Polls until the page (or the API) shows what a person waits for; generous for a busy 2-core machine. */
+const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 20_000, interval: 50 });
 const config = { maxCorrectionAttempts: 1, sandbox: { mode: 'none' } };
 const node = (p: Page, key: string) => p.locator(`[data-task="${key}"]`);
 const statusOf = (p: Page, key: string) => () => node(p, key).getAttribute('data-status');
@@ -128,8 +136,8 @@ describe('the web dashboard', () => {
     await p.getByLabel('Name').fill('');
     await p.getByLabel('Config JSON (optional)').fill('{"maxConcurrency": 99}');
     await p.getByRole('button', { name: 'Create project' }).click();
-    await expect.poll(() => p.locator('[data-field="name"]').textContent()).not.toBe('');
-    await expect.poll(() => p.locator('[data-field="config"]').textContent()).toContain('config.maxConcurrency');
+    await poll(() => p.locator('[data-field="name"]').textContent()).not.toBe('');
+    await poll(() => p.locator('[data-field="config"]').textContent()).toContain('config.maxConcurrency');
     expect(await p.locator('[data-field="testCommand"]').textContent()).toBe('');
 
     const ws = await workspace();
@@ -158,34 +166,34 @@ describe('the web dashboard', () => {
 
     const p = await page();
     await p.goto(`${plain.origin}/#/p/${id}`);
-    for (const { key } of tasks) await expect.poll(statusOf(p, key)).toBe('pending');
+    for (const { key } of tasks) await poll(statusOf(p, key)).toBe('pending');
     await p.locator('.live-live').waitFor();
 
     await p.getByRole('button', { name: 'Start' }).click();
-    await expect.poll(statusOf(p, 'held-a')).toBe('in_progress');
+    await poll(statusOf(p, 'held-a')).toBe('in_progress');
     await node(p, 'held-a').locator('.spinner').waitFor();
     expect(await statusOf(p, 'held-b')()).toBe('pending');
     await screenshot(p, 'dashboard-run');
 
     gate('held-a').resolve();
-    await expect.poll(statusOf(p, 'held-a')).toBe('completed');
-    await expect.poll(statusOf(p, 'held-b')).toBe('in_progress');
-    await expect.poll(statusOf(p, 'held-c')).toBe('in_progress');
+    await poll(statusOf(p, 'held-a')).toBe('completed');
+    await poll(statusOf(p, 'held-b')).toBe('in_progress');
+    await poll(statusOf(p, 'held-c')).toBe('in_progress');
     expect(await node(p, 'held-a').locator('.spinner').count()).toBe(0);
 
     // Pause while b and c are in flight: the run is pausing until they are done, then paused, and d waits.
     await p.getByRole('button', { name: 'Pause' }).click();
-    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('pausing');
-    expect(await runStatus(id)).toBe('pausing');
+    await poll(() => p.getByTestId('run-status').textContent()).toBe('pausing');
+    await poll(() => runStatus(id)).toBe('pausing');
     gate('held-b').resolve();
     gate('held-c').resolve();
-    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('paused');
-    expect(await runStatus(id)).toBe('paused');
+    await poll(() => p.getByTestId('run-status').textContent()).toBe('paused');
+    await poll(() => runStatus(id)).toBe('paused');
     expect(await statusOf(p, 'd')()).toBe('pending');
 
     await p.getByRole('button', { name: 'Resume' }).click();
-    await expect.poll(statusOf(p, 'd')).toBe('completed');
-    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
+    await poll(statusOf(p, 'd')).toBe('completed');
+    await poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
     expect(await runStatus(id)).toBe('completed');
 
     // The task's panel: its status, attempts, the diff it made (added lines marked) and its test run.
@@ -199,6 +207,42 @@ describe('the web dashboard', () => {
     await screenshot(p, 'dashboard-task');
   });
 
+  it('shows "reconnecting" while the stream is down and catches up from Last-Event-ID once it is back', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'reconnect', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'held-e', title: 'Module e', description: 'Write lib/e.js' }] })).status).toBe(201);
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}`);
+    await p.locator('.live-live').waitFor();
+    expect((await api('POST', `/api/projects/${id}/start`)).status).toBe(202);
+    await poll(statusOf(p, 'held-e')).toBe('in_progress');
+
+    // The next connection to the stream is held (at the server) until the test lets it through.
+    const held = deferred();
+    const reconnects: (string | null)[] = [];
+    plain.intercept = async (req) => {
+      if (!new URL(req.url).pathname.endsWith(`/${id}/events`)) return;
+      reconnects.push(req.headers.get('last-event-id'));
+      await held.promise;
+    };
+    plain.closeStreams();
+    await p.locator('.live-reconnecting').waitFor();
+
+    gate('held-e').resolve();
+    await poll(() => taskStatus(id, 'held-e')).toBe('completed');
+    await poll(() => reconnects.length).toBe(1);
+    // Still disconnected: the page has not heard of it yet.
+    expect(await statusOf(p, 'held-e')()).toBe('in_progress');
+    expect(await p.locator('.live-reconnecting').count()).toBe(1);
+
+    held.resolve();
+    plain.intercept = null;
+    await p.locator('.live-live').waitFor();
+    await poll(statusOf(p, 'held-e')).toBe('completed');
+    // The browser resumed after the last event it had seen, not from the start.
+    expect(Number(reconnects[0])).toBeGreaterThan(0);
+  });
+
   it('a task in review says why, shows the change, and approving it from the page completes it', async () => {
     const created = await api<{ id: string }>('POST', '/api/projects', { name: 'review', testCommand: 'node --test', workspace: await workspace(), config });
     const id = created.body.id;
@@ -207,17 +251,36 @@ describe('the web dashboard', () => {
     const p = await page();
     await p.goto(`${plain.origin}/#/p/${id}/t/calc`);
     await p.getByRole('button', { name: 'Start' }).click();
-    await expect.poll(statusOf(p, 'calc'), { timeout: 20_000 }).toBe('review');
+    await poll(statusOf(p, 'calc')).toBe('review');
     const panel = p.getByRole('complementary', { name: 'task calc' });
-    await expect.poll(() => panel.locator('.reason').textContent()).toBe('waiting for review because it changes protected files: package.json');
-    await expect.poll(() => panel.getByTestId('diff').textContent()).toContain('diff --git a/package.json b/package.json');
-    await expect.poll(() => p.locator('.summary').textContent()).toContain('waiting for review');
+    await poll(() => panel.locator('.reason').textContent()).toBe('waiting for review because it changes protected files: package.json');
+    await poll(() => panel.getByTestId('diff').textContent()).toContain('diff --git a/package.json b/package.json');
+    await poll(() => p.locator('.summary').textContent()).toContain('waiting for review');
     await screenshot(p, 'dashboard-review');
 
     await panel.getByRole('button', { name: 'Approve' }).click();
-    await expect.poll(statusOf(p, 'calc')).toBe('completed');
+    await poll(statusOf(p, 'calc')).toBe('completed');
     expect(await taskStatus(id, 'calc')).toBe('completed');
-    await expect.poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
+    await poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
+  });
+
+  it('a blocked task says why in words, and a retry with guidance from its panel completes it', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'retry', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'flaky', title: 'Flaky', description: 'Write lib/flaky.js' }] })).status).toBe(201);
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}/t/flaky`);
+    await p.getByRole('button', { name: 'Start' }).click();
+    await poll(statusOf(p, 'flaky')).toBe('blocked');
+    const panel = p.getByRole('complementary', { name: 'task flaky' });
+    await poll(() => panel.locator('.reason').textContent()).toContain('every correction attempt failed the tests');
+    await poll(() => panel.locator('.test').textContent()).toContain('failed');
+
+    await panel.getByLabel('Guidance for the retry (optional)').fill(GUIDANCE);
+    await panel.getByRole('button', { name: /^Retry/ }).click();
+    await poll(statusOf(p, 'flaky')).toBe('completed');
+    expect(await taskStatus(id, 'flaky')).toBe('completed');
+    expect(t.model.requests.filter((r) => r.taskKey === 'flaky').at(-1)!.text).toContain(GUIDANCE);
   });
 
   it('with a token, asks for it once per tab, then lists the projects and follows the stream', async () => {

@@ -30,24 +30,35 @@ export async function ensureDashboardBuilt(): Promise<void> {
 
 export interface Served {
   origin: string;
+  /** Ends every open event stream, as a restart or a dropped connection would. */
+  closeStreams(): void;
+  /** Runs before the app sees each request (e.g. to hold a reconnect); null for none. */
+  intercept: ((req: Request) => Promise<void> | void) | null;
   close(): Promise<void>;
 }
 
 /** The real app over `t`'s runtime, listening on an ephemeral loopback port. */
 export async function serveApp(t: TestRuntime, opts: { apiToken?: string } = {}): Promise<Served> {
   const created = createApp({ runtime: t.runtime, bus: t.bus, logger: silentLogger, version: '0.1.0', apiToken: opts.apiToken });
+  const fetch = async (req: Request) => {
+    await served.intercept?.(req);
+    return created.app.fetch(req);
+  };
   const server = await new Promise<Server>((resolve) => {
-    const s: Server = serve({ fetch: created.app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s)) as Server;
+    const s: Server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s)) as Server;
   });
   const { port } = server.address() as AddressInfo;
-  return {
+  const served: Served = {
+    intercept: null,
     origin: `http://127.0.0.1:${port}`,
+    closeStreams: () => created.closeStreams(),
     async close() {
       created.closeStreams();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return served;
 }
 
 export async function launchBrowser(): Promise<Browser> {
@@ -71,6 +82,8 @@ export interface RecordedPage {
 export async function openPage(browser: Browser): Promise<RecordedPage> {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
+  // A step that cannot happen fails with the locator it waited for, well before the test's timeout.
+  page.setDefaultTimeout(20_000);
   const requests: string[] = [];
   const errors: string[] = [];
   page.on('request', (r) => requests.push(r.url()));
