@@ -263,6 +263,9 @@ const SINCE = ['-1', '1e400', '-1e400', 'NaN', '', '0x10', '9007199254740993', '
 const TYPES = ['', ',,,', 'run.started,nope', '%00', 'x'.repeat(3000), '%ed%a0%80', 'run.started%2Cx', '%ff%fe', 'task.created', '__proto__', 'constructor'];
 const ROUTES: Route[] = [
   { method: 'GET', path: '/health' },
+  { method: 'GET', path: '/' },
+  { method: 'GET', path: '/openapi.json' },
+  { method: 'GET', path: '/docs' },
   {
     method: 'POST',
     path: '/api/projects',
