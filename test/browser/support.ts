@@ -4,7 +4,7 @@
  * by several apps, e.g. with and without a token), and Debian's Chromium driven by playwright-core,
  * each page recording every request it makes so a test can prove none left the service's origin.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -20,9 +20,18 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
 
-/** Builds the dashboard when its build is missing (a fresh checkout without `npm ci`). */
+/**
+ * Builds the dashboard when its build is missing (a fresh checkout without `npm ci`). An older
+ * build than its sources is used as it is (another test process may be serving it), with a warning.
+ */
 export async function ensureDashboardBuilt(): Promise<void> {
-  if (existsSync(path.join(ROOT, 'dist/web/index.html'))) return;
+  const index = path.join(ROOT, 'dist/web/index.html');
+  if (existsSync(index)) {
+    const built = statSync(index).mtimeMs;
+    const newer = readdirSync(path.join(ROOT, 'web'), { recursive: true, encoding: 'utf8' }).filter((f) => statSync(path.join(ROOT, 'web', f)).mtimeMs > built);
+    if (newer.length) console.warn(`dist/web is older than web/ (${newer.slice(0, 3).join(', ')}…): the browser tests run the old build; run \`npm run build:web\``);
+    return;
+  }
   const { build } = await import('vite');
   await build({ configFile: path.join(ROOT, 'web/vite.config.ts'), logLevel: 'warn' });
   if (!existsSync(path.join(ROOT, 'dist/web/index.html'))) throw new Error('the dashboard build wrote no dist/web/index.html: run `npm run build:web` and read its errors');

@@ -74,6 +74,7 @@ export function RunView({ projectId, taskKey }: { projectId: string; taskKey: st
   });
 
   const control = async (c: Control) => {
+    if (c === 'cancel' && !confirm('Cancel this run? Work in flight is aborted; tasks not done end cancelled.')) return;
     setBusy(true);
     setActionError(null);
     try {
