@@ -154,7 +154,7 @@ describe('the web dashboard', () => {
   });
 
   it('follows a run live on the DAG, shows a task’s diff, and pauses and resumes from the page', async () => {
-    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'live-run', testCommand: 'node --test', workspace: await workspace(), config });
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'live-run', testCommand: 'node --test', workspace: await workspace(), config: { ...config, budgetUsd: 5 } });
     const id = created.body.id;
     const tasks = [
       { key: 'held-a', title: 'Module a', description: 'Write lib/a.js' },
@@ -195,6 +195,11 @@ describe('the web dashboard', () => {
     await poll(statusOf(p, 'd')).toBe('completed');
     await poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
     expect(await runStatus(id)).toBe('completed');
+    // The budget meter: what the usage route says was spent, against config.budgetUsd.
+    const spent = (await api<{ totals: { costUsd: number } }>('GET', `/api/projects/${id}/usage`)).body.totals.costUsd;
+    expect(spent).toBeGreaterThan(0);
+    await poll(() => p.locator('.budget').textContent()).toBe(`$${spent.toFixed(4)} of $5.00`);
+    expect(Number(await p.getByRole('meter', { name: 'budget' }).getAttribute('aria-valuenow'))).toBe(spent);
 
     // The task's panel: its status, attempts, the diff it made (added lines marked) and its test run.
     await node(p, 'held-a').click();
