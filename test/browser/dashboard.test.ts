@@ -124,6 +124,8 @@ describe('the web dashboard', () => {
     expect(asset.status).toBe(200);
     expect(asset.headers.get('content-type')).toContain('text/javascript');
     expect(asset.headers.get('cache-control')).toContain('immutable');
+    expect(asset.headers.get('content-encoding')).toBe('gzip');
+    expect(await asset.text()).toContain('createElement');
     expect((await fetch(`${plain.origin}/assets/..%2Fpackage.json`)).status).toBe(404);
     expect((await fetch(`${plain.origin}/assets/nope.js`)).status).toBe(404);
   });
