@@ -58,6 +58,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   if (plain) plain.intercept = null;
+  if (guarded) guarded.intercept = null;
   for (const p of pages.splice(0)) {
     await p.close();
     // Nothing the page asked for left the service (no CDN, no fonts, no telemetry).
@@ -308,5 +309,17 @@ describe('the web dashboard', () => {
     await node(p, 'd').waitFor();
     await p.locator('.live-live').waitFor();
     expect(await p.getByLabel('API token').count()).toBe(0);
+
+    // The token changes under the page (a restart with a new one): the stream is refused, which
+    // EventSource cannot see, so the page asks the API, learns the token is refused, and asks again.
+    await p.evaluate("sessionStorage.setItem('troupe.apiToken', 'rotated-away')");
+    guarded.intercept = (req) => (new URL(req.url).pathname.endsWith('/events') ? Response.json({ error: { code: 'unauthorized', message: 'invalid bearer token' } }, { status: 401 }) : undefined);
+    guarded.closeStreams();
+    await p.getByText('The token was refused').waitFor();
+    guarded.intercept = null;
+    await p.getByLabel('API token').fill(TOKEN);
+    await p.getByRole('button', { name: 'Continue' }).click();
+    await node(p, 'd').waitFor();
+    await p.locator('.live-live').waitFor();
   });
 });

@@ -41,8 +41,8 @@ export interface Served {
   origin: string;
   /** Ends every open event stream, as a restart or a dropped connection would. */
   closeStreams(): void;
-  /** Runs before the app sees each request (e.g. to hold a reconnect); null for none. */
-  intercept: ((req: Request) => Promise<void> | void) | null;
+  /** Runs before the app sees each request (to hold a reconnect, or answer in its place); null for none. */
+  intercept: ((req: Request) => Promise<Response | void> | Response | void) | null;
   close(): Promise<void>;
 }
 
@@ -50,8 +50,8 @@ export interface Served {
 export async function serveApp(t: TestRuntime, opts: { apiToken?: string } = {}): Promise<Served> {
   const created = createApp({ runtime: t.runtime, bus: t.bus, logger: silentLogger, version: '0.1.0', apiToken: opts.apiToken });
   const fetch = async (req: Request) => {
-    await served.intercept?.(req);
-    return created.app.fetch(req);
+    const answer = await served.intercept?.(req);
+    return answer ?? created.app.fetch(req);
   };
   const server = await new Promise<Server>((resolve) => {
     const s: Server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s)) as Server;

@@ -43,7 +43,7 @@ export function ProjectsView() {
   const live = useEvents(projects ? allEventsUrl : null, (e) => {
     setActivity((prev) => ({ ...prev, [e.projectId]: e.at }));
     reload();
-  });
+  }, reload);
 
   return (
     <main class="projects">

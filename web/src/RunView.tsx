@@ -71,7 +71,7 @@ export function RunView({ projectId, taskKey }: { projectId: string; taskKey: st
     setState((s) => (s ? applyEvent(s, e) : s));
     if (e.type === 'agent.state_changed') setAgentStates((a) => ({ ...a, [String(e.data.agentId)]: stateName(e.data.state) }));
     reload();
-  });
+  }, reload);
 
   const control = async (c: Control) => {
     if (c === 'cancel' && !confirm('Cancel this run? Work in flight is aborted; tasks not done end cancelled.')) return;

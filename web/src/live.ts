@@ -2,7 +2,7 @@
  * `useEvents`: an EventSource on one of the SSE routes of contract §4, and whether it is live.
  * While the connection is down the browser reconnects by itself and sends `Last-Event-ID`, so no
  * event is lost or repeated; only when the browser gives up (the stream answered an error status)
- * do we open a new one, resuming with `?since=` the last seq we saw.
+ * do we tell the caller (`onRefused`) and open a new one, resuming with `?since=` the last seq we saw.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { EVENT_TYPES, type TroupeEvent } from './types.ts';
@@ -11,10 +11,12 @@ export type LiveState = 'connecting' | 'live' | 'reconnecting';
 
 const REOPEN_MS = 3000;
 
-export function useEvents(url: ((since?: number) => string) | null, onEvent: (e: TroupeEvent) => void): LiveState {
+export function useEvents(url: ((since?: number) => string) | null, onEvent: (e: TroupeEvent) => void, onRefused?: () => void): LiveState {
   const [state, setState] = useState<LiveState>('connecting');
   const handler = useRef(onEvent);
   handler.current = onEvent;
+  const refused = useRef(onRefused);
+  refused.current = onRefused;
   const href = url ? url() : null;
 
   useEffect(() => {
@@ -39,7 +41,11 @@ export function useEvents(url: ((since?: number) => string) | null, onEvent: (e:
       s.onopen = () => setState('live');
       s.onerror = () => {
         setState('reconnecting');
-        if (s.readyState === EventSource.CLOSED) timer = setTimeout(open, REOPEN_MS);
+        if (s.readyState !== EventSource.CLOSED) return;
+        // The stream answered an error status, which EventSource does not show: let the caller
+        // ask the API (a 401 there brings the token prompt), and try again later.
+        refused.current?.();
+        timer = setTimeout(open, REOPEN_MS);
       };
     };
     open();
