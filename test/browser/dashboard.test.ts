@@ -239,8 +239,8 @@ describe('the web dashboard', () => {
     gate('held-e').resolve();
     await poll(() => taskStatus(id, 'held-e')).toBe('completed');
     await poll(() => reconnects.length).toBe(1);
-    // Still disconnected: the page has not heard of it yet.
-    expect(await statusOf(p, 'held-e')()).toBe('in_progress');
+    // Still disconnected while the reconnect is held. (What the page shows of the task meanwhile is
+    // not asserted: a reload scheduled by an event from before the drop may read it over REST.)
     expect(await p.locator('.live-reconnecting').count()).toBe(1);
 
     held.resolve();
