@@ -3,8 +3,10 @@
  * service listening on loopback, with the scripted Messages API answering and real git and
  * `node --test` runs. What a person would check: the create form shows the API's validation on
  * the field it names; the DAG shows every task and follows the run live; a task's panel shows its
- * diff; pause and approve from the page do what the API says they did; with a token the page asks
- * for it once per tab and then works; and no request ever leaves the service's origin.
+ * diff; pause and approve from the page do what the API says they did; each actor's statechart
+ * lights the state the API reports, live; the time-travel slider shows the run as it was; the event
+ * log lists what happened, with no gap across a reconnect; a review brings a notice; with a token
+ * the page asks for it once per tab and then works; and no request ever leaves the service's origin.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +18,7 @@ import type { MessagesRequest, Reply } from '../../src/scripted-model/server.ts'
 import { deferred, type Deferred } from '../support/deferred.ts';
 import { moduleWithTest, writeFiles } from '../support/replies.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
-import { ensureDashboardBuilt, launchBrowser, openPage, screenshot, serveApp, type RecordedPage, type Served } from './support.ts';
+import { ARTIFACTS, ensureDashboardBuilt, launchBrowser, openPage, screenshot, serveApp, type RecordedPage, type Served } from './support.ts';
 
 const TOKEN = 'dashboard-test-token';
 const GUIDANCE = 'Return the string "right".';
@@ -105,12 +107,33 @@ async function api<T = Record<string, unknown>>(method: string, p: string, body?
 }
 
 /** Polls until the page (or the API) shows what a person waits for; generous for a busy 2-core machine. */
-const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 20_000, interval: 50 });
+const poll = <T>(fn: () => T | Promise<T>, opts: { timeout?: number } = {}) => expect.poll(fn, { timeout: 20_000, interval: 50, ...opts });
 const config = { maxCorrectionAttempts: 1, sandbox: { mode: 'none' } };
 const node = (p: Page, key: string) => p.locator(`[data-task="${key}"]`);
 const statusOf = (p: Page, key: string) => () => node(p, key).getAttribute('data-status');
 const runStatus = async (id: string) => (await api<{ runs: { status: string }[] }>('GET', `/api/projects/${id}/runs`)).body.runs[0]?.status;
 const taskStatus = async (id: string, key: string) => (await api<{ status: string }>('GET', `/api/projects/${id}/tasks/${key}`)).body.status;
+const actorsOf = async (id: string) => (await api<{ actors: { id: string; kind: string; machine: string; state: unknown }[] }>('GET', `/api/projects/${id}/actors`)).body.actors;
+const logOf = async (id: string) => (await api<{ events: { seq: number; type: string; data: Record<string, unknown> }[] }>('GET', `/api/projects/${id}/events/log?since=0&limit=1000`)).body.events;
+
+/** The innermost state ids a snapshot value is in, as the statechart names them: `lead.active.schedule.running`. */
+function leaves(prefix: string, value: unknown): string[] {
+  if (typeof value === 'string') return [`${prefix}.${value}`];
+  if (!value || typeof value !== 'object') return [];
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => leaves(`${prefix}.${k}`, v)).sort();
+}
+/** An element as `evaluateAll` hands it over (the Node typecheck has no DOM lib). */
+type Attributed = { getAttribute(name: string): string | null };
+/** The states an actor's statechart highlights as current. */
+const lit = (p: Page, actor: string) => async () =>
+  (await p.locator(`[data-actor="${actor}"] .sc-state.current`).evaluateAll((els: Attributed[]) => els.map((e) => e.getAttribute('data-state') ?? ''))).sort();
+/** Moves the time-travel slider to the event at `index` of the log, as dragging it would. */
+const travelTo = (p: Page, index: number) =>
+  p.getByLabel('time travel').evaluate((el, i) => {
+    const input = el as unknown as { value: string; dispatchEvent(e: Event): boolean };
+    input.value = String(i);
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  }, index);
 
 describe('the web dashboard', () => {
   it('serves the page and its hashed assets from the service, with a same-origin CSP', async () => {
@@ -221,7 +244,7 @@ describe('the web dashboard', () => {
     expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'held-e', title: 'Module e', description: 'Write lib/e.js' }] })).status).toBe(201);
     const p = await page();
     await p.goto(`${plain.origin}/#/p/${id}`);
-    await p.locator('.live-live').waitFor();
+    await p.locator('.live-live').first().waitFor();
     expect((await api('POST', `/api/projects/${id}/start`)).status).toBe(202);
     await poll(statusOf(p, 'held-e')).toBe('in_progress');
 
@@ -235,20 +258,28 @@ describe('the web dashboard', () => {
     };
     plain.closeStreams();
     await p.locator('.live-reconnecting').waitFor();
+    // The events view says so too.
+    await p.getByRole('tab', { name: /^Events/ }).click();
+    await p.locator('.events .live-reconnecting').waitFor();
 
     gate('held-e').resolve();
     await poll(() => taskStatus(id, 'held-e')).toBe('completed');
     await poll(() => reconnects.length).toBe(1);
     // Still disconnected while the reconnect is held. (What the page shows of the task meanwhile is
     // not asserted: a reload scheduled by an event from before the drop may read it over REST.)
-    expect(await p.locator('.live-reconnecting').count()).toBe(1);
+    expect(await p.locator('.events .live-reconnecting').count()).toBe(1);
 
     held.resolve();
     plain.intercept = null;
-    await p.locator('.live-live').waitFor();
-    await poll(statusOf(p, 'held-e')).toBe('completed');
-    // The browser resumed after the last event it had seen, not from the start.
+    await p.locator('.events .live-live').waitFor();
+    // The browser resumed after the last event it had seen, not from the start, and the log on the
+    // page is the service's, every event once, none missing from the time it was down.
     expect(Number(reconnects[0])).toBeGreaterThan(0);
+    await poll(() => runStatus(id)).toBe('completed');
+    const logged = (await logOf(id)).map((e) => e.seq);
+    await poll(() => p.locator('.event').evaluateAll((els: Attributed[]) => els.map((e) => Number(e.getAttribute('data-seq'))))).toEqual(logged);
+    await p.getByRole('tab', { name: 'Tasks' }).click();
+    await poll(statusOf(p, 'held-e')).toBe('completed');
   });
 
   it('a task in review says why, shows the change, and approving it from the page completes it', async () => {
@@ -260,11 +291,14 @@ describe('the web dashboard', () => {
     await p.goto(`${plain.origin}/#/p/${id}/t/calc`);
     await p.getByRole('button', { name: 'Start' }).click();
     await poll(statusOf(p, 'calc')).toBe('review');
+    // A notice says a person is needed, without opening anything.
+    await poll(() => p.locator('.notice-review span').textContent()).toBe('Task calc is waiting for review because it changes protected files: package.json.');
     const panel = p.getByRole('complementary', { name: 'task calc' });
     await poll(() => panel.locator('.reason').textContent()).toBe('waiting for review because it changes protected files: package.json');
     await poll(() => panel.getByTestId('diff').textContent()).toContain('diff --git a/package.json b/package.json');
     await poll(() => p.locator('.summary').textContent()).toContain('waiting for review');
     await screenshot(p, 'dashboard-review');
+    await p.locator('.notices').screenshot({ path: path.join(ARTIFACTS, 'dashboard-notice.png') });
 
     await panel.getByRole('button', { name: 'Approve' }).click();
     await poll(statusOf(p, 'calc')).toBe('completed');
@@ -289,6 +323,101 @@ describe('the web dashboard', () => {
     await poll(statusOf(p, 'flaky')).toBe('completed');
     expect(await taskStatus(id, 'flaky')).toBe('completed');
     expect(t.model.requests.filter((r) => r.taskKey === 'flaky').at(-1)!.text).toContain(GUIDANCE);
+  });
+
+  it('draws each actor’s statechart with the state the API reports lit, moving live as the worker works', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'agents', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'held-w', title: 'Module w', description: 'Write lib/w.js' }] })).status).toBe(201);
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}`);
+    await p.locator('.live-live').waitFor();
+    await p.getByRole('tab', { name: /^Agents/ }).click();
+    expect((await api('POST', `/api/projects/${id}/start`)).status).toBe(202);
+
+    // The worker is held answering its task (generating): the page lights what the API says.
+    await poll(async () => (await actorsOf(id)).find((a) => a.kind === 'worker')?.state).toBe('generating');
+    const worker = (await actorsOf(id)).find((a) => a.kind === 'worker')!;
+    await poll(lit(p, worker.id)).toEqual([`${worker.machine}.generating`]);
+    const lead = (await actorsOf(id)).find((a) => a.kind === 'lead')!;
+    await poll(lit(p, 'lead')).toEqual(leaves('lead', lead.state));
+    // Nested boxes: the lead's parallel state holds its regions, drawn dashed.
+    expect(await p.locator('[data-actor="lead"] .sc-region').count()).toBeGreaterThan(0);
+    expect(await p.locator('[data-actor="lead"] .sc-edge-label').count()).toBeGreaterThan(5);
+    await screenshot(p, 'dashboard-agents');
+    // The README's picture of the dashboard (docs/dashboard.png), made again on request only.
+    if (process.env.UPDATE_DOCS_SCREENSHOT) await p.screenshot({ path: path.join(ARTIFACTS, '../docs/dashboard.png') });
+
+    // Let it go: the highlight follows the stream to where the API says each actor ended.
+    gate('held-w').resolve();
+    await poll(() => runStatus(id)).toBe('completed');
+    const after = await actorsOf(id);
+    const w = after.find((a) => a.id === worker.id)!;
+    expect(w.state).not.toBe('generating');
+    await poll(lit(p, worker.id)).toEqual(leaves(w.machine, w.state));
+    await poll(lit(p, 'lead')).toEqual(leaves('lead', after.find((a) => a.kind === 'lead')!.state));
+  });
+
+  it('travels back over a finished run’s events: the DAG and the statecharts as they were, then live again; the log lists run.completed', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'travel', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    const tasks = [
+      { key: 'first', title: 'First', description: 'Write lib/first.js' },
+      { key: 'second', title: 'Second', description: 'Write lib/second.js', dependsOn: ['first'] },
+    ];
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks })).status).toBe(201);
+    expect((await api('POST', `/api/projects/${id}/start`)).status).toBe(202);
+    await poll(() => runStatus(id)).toBe('completed');
+    const log = await logOf(id);
+
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}`);
+    await poll(statusOf(p, 'second')).toBe('completed');
+    await poll(() => p.getByTestId('travel-at').textContent()).toContain(`of ${log.length}`);
+
+    // Right after the run started, nothing had run yet.
+    const started = log.findIndex((e) => e.type === 'run.started');
+    expect(started).toBeGreaterThan(0);
+    await travelTo(p, started);
+    await poll(statusOf(p, 'first')).toBe('pending');
+    expect(await statusOf(p, 'second')()).toBe('pending');
+    await poll(() => p.locator('.travel-note').textContent()).toContain(`after event #${log[started]!.seq}`);
+    // While `first` was being worked on: in progress, `second` still waiting.
+    const working = log.findIndex((e) => e.type === 'task.status_changed' && e.data.key === 'first' && e.data.to === 'in_progress');
+    await travelTo(p, working);
+    await poll(statusOf(p, 'first')).toBe('in_progress');
+    expect(await statusOf(p, 'second')()).toBe('pending');
+    await screenshot(p, 'dashboard-time-travel');
+
+    // The statecharts at that moment: the lead as its last agent.state_changed before then said.
+    const leadThen = log.slice(0, working + 1).filter((e) => e.type === 'agent.state_changed' && e.data.agentId === 'lead').at(-1)!.data.state;
+    await p.getByRole('tab', { name: /^Agents/ }).click();
+    await poll(lit(p, 'lead')).toEqual(leaves('lead', leadThen));
+
+    // Play steps through to the end (from three events before it); live shows the run as it is.
+    await travelTo(p, log.length - 4);
+    await poll(() => p.getByTestId('travel-at').textContent()).toContain(`event ${log.length - 3} of`);
+    await p.getByRole('button', { name: 'Play' }).click();
+    await poll(() => p.getByTestId('travel-at').textContent(), { timeout: 30_000 }).toContain(`event ${log.length} of ${log.length}`);
+    expect(await p.getByRole('button', { name: 'Play' }).count()).toBe(1);
+    await p.getByRole('button', { name: 'Live' }).click();
+    await poll(() => p.locator('.travel-note').count()).toBe(0);
+    const lead = (await actorsOf(id)).find((a) => a.kind === 'lead')!;
+    await poll(lit(p, 'lead')).toEqual(leaves('lead', lead.state));
+    await p.getByRole('tab', { name: 'Tasks' }).click();
+    await poll(statusOf(p, 'first')).toBe('completed');
+
+    // The event log: run.completed at the bottom; a type filter hides what it names.
+    await p.getByRole('tab', { name: /^Events/ }).click();
+    await poll(() => p.locator('.event').last().getAttribute('data-type')).toBe(log.at(-1)!.type);
+    expect(await p.locator('.event[data-type="run.completed"]').count()).toBe(1);
+    const progress = await p.locator('.event[data-type="progress"]').count();
+    expect(progress).toBeGreaterThan(0);
+    await p.getByRole('checkbox', { name: 'progress' }).uncheck();
+    await poll(() => p.locator('.event[data-type="progress"]').count()).toBe(0);
+    expect(await p.locator('.event').count()).toBe(log.length - progress);
+    await p.getByRole('checkbox', { name: 'progress' }).check();
+    await screenshot(p, 'dashboard-events');
   });
 
   it('with a token, asks for it once per tab, then lists the projects and follows the stream', async () => {

@@ -6,6 +6,7 @@
  */
 import type { ElkNode } from 'elkjs/lib/elk-api';
 import { useEffect, useState } from 'preact/hooks';
+import { loadElk } from './elk.ts';
 import type { Task } from './types.ts';
 import { statusWords } from './words.ts';
 
@@ -19,9 +20,6 @@ interface Layout {
   edges: { id: string; points: { x: number; y: number }[] }[];
 }
 
-type Elk = { layout(graph: ElkNode): Promise<ElkNode> };
-let elk: Promise<Elk> | undefined;
-const loadElk = () => (elk ??= import('elkjs/lib/elk.bundled.js').then((m) => new m.default()));
 
 /** The graph's shape: keys and edges, in a stable order. */
 function shapeOf(tasks: Task[]): string {

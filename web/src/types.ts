@@ -113,3 +113,17 @@ export const EVENT_TYPES = [
 
 /** Run states in which a run is still going (one at a time per project). */
 export const ACTIVE_RUN: readonly string[] = ['planning', 'running', 'pausing', 'paused'];
+
+export interface ActorView {
+  id: string;
+  kind: 'lead' | 'worker';
+  agentType?: string;
+  machine: string;
+  machineVersion?: number;
+  state: unknown;
+  status?: string;
+  taskId?: string;
+  taskKey?: string;
+  attempt?: number;
+  updatedAt?: string;
+}
