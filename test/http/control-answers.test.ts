@@ -163,7 +163,7 @@ describe('control requests answer the task as the request left it', () => {
     expect((await t.runEnd(id, run.id)).type).toBe('run.completed');
   });
 
-  it('reject in a blocked run answers the written row: pending with the guidance, the decision recorded', async () => {
+  it('reject in a blocked run answers the written row: re-queued with the guidance, the decision recorded', async () => {
     const cheating = JSON.stringify({ name: 'calc', scripts: { test: 'exit 0' } });
     t = await startTestApp(async (req) =>
       req.attempt === 1 ? writeFiles({ 'lib/calc.js': 'exports.answer = () => 42;\n', 'package.json': cheating }) : moduleWithTest('calc', 'ok'),
@@ -176,7 +176,10 @@ describe('control requests answer the task as the request left it', () => {
 
     const rejected = await t.json<Task>('POST', `${base}/tasks/calc/reject`, { guidance: 'Leave package.json alone.' });
     expect(rejected.status).toBe(202);
-    expect(rejected.body).toMatchObject({ status: 'pending', guidance: 'Leave package.json alone.', review: { decision: 'rejected' } });
+    expect(rejected.body).toMatchObject({ guidance: 'Leave package.json alone.', review: { decision: 'rejected' } });
+    // Re-queued; when the resumed run's free worker took it in the same write, already assigned.
+    if (rejected.body.status === 'in_progress') expect(rejected.body.agentId).toMatch(/^backend-\d+$/);
+    else expect(rejected.body).toMatchObject({ status: 'pending', agentId: null });
     const events = await t.events(id);
     expect(events.filter((e) => e.type === 'task.reviewed').map((e) => e.data)).toEqual([{ key: 'calc', decision: 'rejected', guidance: 'Leave package.json alone.' }]);
     expect(changesOf(events, 'calc').slice(0, 3)).toEqual(['in_progress', 'review', 'pending']);
