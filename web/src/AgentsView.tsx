@@ -2,6 +2,8 @@
  * The run's actors: the lead and every worker (`GET …/actors`), each with its machine's statechart
  * and the state(s) it is in highlighted — as it is now, or, while time travelling, as the last
  * `agent.state_changed` before the chosen event said (nothing lit when it had not moved yet).
+ * The lead's `writer` region is not lit: it toggles with every batch the lead persists, so the
+ * events leave it out and a read of it is stale at once; the `schedule` region is the news.
  */
 import { Statechart } from './Statechart.tsx';
 import type { ActorView } from './types.ts';
@@ -11,7 +13,7 @@ export function AgentsView({ actors, stateOf, retired }: { actors: ActorView[]; 
   return (
     <div class="agents">
       {[...actors].sort((a, b) => Number(b.kind === 'lead') - Number(a.kind === 'lead') || a.id.localeCompare(b.id)).map((a) => {
-        const value = stateOf(a);
+        const value = reported(a, stateOf(a));
         return (
           <section key={a.id} class={`agent${retired(a) ? ' retired' : ''}`} data-actor={a.id} aria-label={`actor ${a.id}`}>
             <h3>
@@ -27,6 +29,14 @@ export function AgentsView({ actors, stateOf, retired }: { actors: ActorView[]; 
       })}
     </div>
   );
+}
+
+/** The state as the events report it: for the lead, without its bookkeeping `writer` region. */
+export function reported(a: Pick<ActorView, 'kind'>, value: unknown): unknown {
+  if (a.kind !== 'lead' || typeof value !== 'object' || value === null) return value;
+  const active = (value as { active?: unknown }).active;
+  if (typeof active !== 'object' || active === null) return value;
+  return { active: { schedule: (active as { schedule?: unknown }).schedule } };
 }
 
 /** A state value in the dotted form XState prints: `active.schedule.running, active.writer.idle`. */

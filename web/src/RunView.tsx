@@ -13,10 +13,10 @@ import { taskHref } from './App.tsx';
 import { Dag } from './Dag.tsx';
 import { AgentsView, stateText } from './AgentsView.tsx';
 import { EventsView } from './EventsView.tsx';
-import { mergeEvents, readLog, toLogEvent } from './history.ts';
+import { LOG_PAGE, mergeEvents, readLog, toLogEvent, type LogPage } from './history.ts';
 import { useCoalesced, useEvents } from './live.ts';
 import { Notices, noticeOf, notifyDesktop, type Notice } from './Notices.tsx';
-import { worldAt, type LogEvent, type WorldAt } from './replay.ts';
+import { applyEvent as foldEvent, emptyWorld, worldAt, type LogEvent, type WorldAt } from './replay.ts';
 import { TaskPanel } from './TaskPanel.tsx';
 import { TimeTravel } from './TimeTravel.tsx';
 import { ACTIVE_RUN, type ActorView, type Project, type Run, type RunStatus, type Task, type TaskStatus, type TroupeEvent, type UsageReport } from './types.ts';
@@ -106,7 +106,7 @@ export function RunView({ projectId, taskKey }: { projectId: string; taskKey: st
     unread.current = [];
     void load();
     let current = true;
-    readLog(projectId).then(
+    readLog((since) => getJson<LogPage>(projectPath(projectId, `/events/log?since=${since}&limit=${LOG_PAGE}`))).then(
       (log) => {
         if (!current) return;
         seen.current = log.at(-1)?.seq ?? 0;
@@ -148,7 +148,7 @@ export function RunView({ projectId, taskKey }: { projectId: string; taskKey: st
   // The run as it was after event `at` (only while time travelling).
   const world = useMemo(() => (at === null ? null : worldAt(events, at)), [events, at]);
   // Which actors are retired by now (the actor view does not say).
-  const liveWorld = useMemo(() => worldAt(events), [events]);
+  const liveWorld = useFold(events);
 
   if (!state) return <main>{error ? <p class="error">{error}</p> : <p>Loading…</p>}</main>;
   const { project, run } = state;
@@ -235,6 +235,22 @@ function Budget({ spent, budget }: { spent: number | null; budget: number | null
       </span>
     </div>
   );
+}
+
+/**
+ * The whole log folded, kept up to date by folding in only the events appended since the last
+ * render (a live run's log grows one event at a time); folded again from the start otherwise.
+ */
+function useFold(events: readonly LogEvent[]): WorldAt {
+  const fold = useRef({ world: emptyWorld(), count: 0, first: undefined as LogEvent | undefined });
+  const f = fold.current;
+  if (events[0] !== f.first || events.length < f.count || (f.count > 0 && events[f.count - 1]!.seq !== f.world.seq)) {
+    fold.current = { world: emptyWorld(), count: 0, first: events[0] };
+  }
+  const g = fold.current;
+  for (const e of events.slice(g.count)) foldEvent(g.world, e);
+  g.count = events.length;
+  return g.world;
 }
 
 function stateName(value: unknown): string {

@@ -1,27 +1,30 @@
 /**
  * A project's event log as the page keeps it: read whole from `GET …/events/log` (pages of 1000,
  * following `next`), then grown by the live stream. The two overlap (the stream replays the log
- * when it opens), so events are merged by seq: each kept once, in seq order.
+ * when it opens), so events are merged by seq: each kept once, in seq order. Pure (the page is
+ * fetched by the caller), so it is tested in Node.
  */
-import { getJson, projectPath } from './api.ts';
 import type { LogEvent } from './replay.ts';
 import type { TroupeEvent } from './types.ts';
 
-const PAGE = 1000;
+/** The most events one page of the log may hold (the route's own limit). */
+export const LOG_PAGE = 1000;
+
+export type LogPage = { events: TroupeEvent[]; next: number };
 
 export function toLogEvent(e: TroupeEvent): LogEvent {
   return { seq: e.seq, type: e.type, runId: e.runId ?? null, taskId: e.taskId ?? null, agentId: e.agentId ?? null, at: e.at, data: e.data ?? {} };
 }
 
-/** Every event of the project so far. */
-export async function readLog(projectId: string): Promise<LogEvent[]> {
+/** Every event of the log so far: `page(since)` reads the up to LOG_PAGE events after `since`. */
+export async function readLog(page: (since: number) => Promise<LogPage>): Promise<LogEvent[]> {
   const all: LogEvent[] = [];
   let since = 0;
   for (;;) {
-    const page = await getJson<{ events: TroupeEvent[]; next: number }>(projectPath(projectId, `/events/log?since=${since}&limit=${PAGE}`));
-    all.push(...page.events.map(toLogEvent));
-    if (page.events.length < PAGE || page.next <= since) return all;
-    since = page.next;
+    const { events, next } = await page(since);
+    all.push(...events.map(toLogEvent));
+    if (events.length < LOG_PAGE || next <= since) return all;
+    since = next;
   }
 }
 
