@@ -3,7 +3,7 @@
  * service listening on loopback, with the scripted Messages API answering and real git and
  * `node --test` runs. What a person would check: the create form shows the API's validation on
  * the field it names; the DAG shows every task and follows the run live; a task's panel shows its
- * diff; pause and approve from the page do what the API says they did; each actor's statechart
+ * diff and the timeline of its attempts (each with its own diff); pause and approve from the page do what the API says they did; each actor's statechart
  * lights the state the API reports, live; the time-travel slider shows the run as it was; the event
  * log lists what happened, with no gap across a reconnect; a review brings a notice; with a token
  * the page asks for it once per tab and then works; and no request ever leaves the service's origin.
@@ -23,6 +23,8 @@ import { ARTIFACTS, ensureDashboardBuilt, launchBrowser, openPage, screenshot, s
 const TOKEN = 'dashboard-test-token';
 const GUIDANCE = 'Return the string "right".';
 
+let twiceAsked = 0;
+
 /** Answers held until the test lets each task's first attempt go (`gates`); others answer at once. */
 const gates = new Map<string, Deferred<void>>();
 const gate = (key: string) => {
@@ -39,6 +41,11 @@ async function respond(req: MessagesRequest): Promise<Reply> {
   if (key === 'flaky') {
     // Fails its own test until a person's guidance arrives.
     return req.text.includes(GUIDANCE) ? moduleWithTest('flaky', 'right') : moduleWithTest('flaky', 'wrong', 'right');
+  }
+  if (key === 'twice') {
+    // The first answer fails its own test; the correction passes.
+    twiceAsked++;
+    return moduleWithTest('twice', twiceAsked === 1 ? 'wrong' : 'right', 'right');
   }
   if (key.startsWith('held-')) await gate(key).promise;
   return moduleWithTest(key.replace(/^held-/, ''), `value of ${key}`);
@@ -241,6 +248,50 @@ describe('the web dashboard', () => {
     expect(await panel.locator('.d-add', { hasText: 'exports.value' }).count()).toBe(1);
     expect(await panel.locator('.test').textContent()).toMatch(/passed/);
     await screenshot(p, 'dashboard-task');
+  });
+
+  it('a task corrected once: its timeline shows both attempts with their test results and tokens, and attempt 1’s own diff', async () => {
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'timeline', testCommand: 'node --test', workspace: await workspace(), config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'twice', title: 'Twice', description: 'Write lib/twice.js' }] })).status).toBe(201);
+    expect((await api('POST', `/api/projects/${id}/start`)).status).toBe(202);
+    await poll(() => runStatus(id)).toBe('completed');
+    const calls = (await logOf(id)).filter((e) => e.type === 'llm.usage').map((e) => e.data as { inputTokens: number; outputTokens: number });
+    expect(calls).toHaveLength(2);
+    const detail = (await api<{ commit: string; attempts: number }>('GET', `/api/projects/${id}/tasks/twice`)).body;
+    expect(detail.attempts).toBe(2);
+
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}/t/twice`);
+    const panel = p.getByRole('complementary', { name: 'task twice' });
+    const rows = panel.locator('.attempt');
+    await poll(() => rows.count()).toBe(2);
+    const [one, two] = [rows.nth(0), rows.nth(1)];
+    expect([await one.getAttribute('data-attempt'), await two.getAttribute('data-attempt')]).toEqual(['1', '2']);
+    // Each attempt's test run (with the failing test named) and its model call's tokens.
+    await poll(() => one.getByTestId('test-result').textContent()).toMatch(/^Tests: failed · 0 passed, 1 failed of 1/);
+    expect(await one.locator('.tl-failures').textContent()).toContain('twice returns its value');
+    expect(await two.getByTestId('test-result').textContent()).toMatch(/^Tests: passed · 1 passed, 0 failed of 1/);
+    const said = (c: { inputTokens: number; outputTokens: number }) => `${c.inputTokens.toLocaleString('en')} in, ${c.outputTokens.toLocaleString('en')} out`;
+    expect(await one.getByTestId('model-call').textContent()).toContain(said(calls[0]!));
+    expect(await two.getByTestId('model-call').textContent()).toContain(said(calls[1]!));
+    // The correction between them, and the commit at the end.
+    expect(await two.locator('.tl-correction').textContent()).toMatch(/^Correction 1 of 1 \(succeeded\), after: tests failed/);
+    expect(await one.locator('.tl-correction').count()).toBe(0);
+    expect(await two.locator('.tl-commit').textContent()).toContain(detail.commit.slice(0, 10));
+
+    // Attempt 1's own diff: the line it wrote, which the task's whole diff no longer has.
+    await one.getByRole('button', { name: 'Show the diff of attempt 1' }).click();
+    await one.getByTestId('attempt-diff').waitFor();
+    expect(await one.locator('.d-add', { hasText: 'exports.value = () => "wrong";' }).count()).toBe(1);
+    expect(await one.locator('.d-add', { hasText: 'exports.value = () => "right";' }).count()).toBe(0);
+    expect(await panel.getByTestId('diff').locator('.d-add', { hasText: 'exports.value = () => "right";' }).count()).toBe(1);
+    expect(await panel.getByTestId('diff').textContent()).not.toContain('"wrong"');
+    await screenshot(p, 'dashboard-timeline');
+    // The timeline is the run view's log, not read again; the attempt's diff was asked for by number.
+    const requests = pages.at(-1)!.requests.map((u) => new URL(u));
+    expect(requests.filter((u) => u.pathname.endsWith('/events/log'))).toHaveLength(1);
+    expect(requests.filter((u) => u.pathname.endsWith('/tasks/twice/diff') && u.searchParams.get('attempt') === '1')).toHaveLength(1);
   });
 
   it('shows "reconnecting" while the stream is down and catches up from Last-Event-ID once it is back', async () => {

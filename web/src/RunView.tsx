@@ -205,7 +205,7 @@ export function RunView({ projectId, taskKey }: { projectId: string; taskKey: st
           ) : (
             <Dag tasks={tasks} agentStates={dagAgentStates} selected={taskKey} hrefOf={(key) => taskHref(projectId, key)} />
           )}
-          {selected && <TaskPanel projectId={projectId} task={selected} runActive={!!runStatus && ACTIVE_RUN.includes(runStatus)} onChanged={reload} />}
+          {selected && <TaskPanel projectId={projectId} task={selected} events={events} runActive={!!runStatus && ACTIVE_RUN.includes(runStatus)} onChanged={reload} />}
           {taskKey && !selected && !world && <p class="error">No task “{taskKey}” in this project.</p>}
         </div>
       )}

@@ -1,18 +1,20 @@
 /**
- * A task's panel: its status and why, attempts, the change it made (the unified diff, + and −
- * lines coloured), the last test run's output, and what a person can do about it: retry with
+ * A task's panel: its status and why, the timeline of its attempts (from the event log the run
+ * view holds, see Timeline.tsx), the change it made (the unified diff, + and − lines coloured),
+ * the last test run's output, and what a person can do about it: retry with
  * guidance (failed, blocked, cancelled), approve or reject with guidance (in review). It reads the
  * task's detail and diff again whenever the task moves (status, attempts, commit).
  */
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, getJson, getText, postJson, taskPath } from './api.ts';
+import type { LogEvent } from './replay.ts';
+import { Diff, Timeline } from './Timeline.tsx';
 import type { Task, TaskDetail, TestResult } from './types.ts';
 import { statusWords, taskReason, usd } from './words.ts';
 
 const RETRYABLE: readonly string[] = ['failed', 'blocked', 'cancelled'];
-const MAX_DIFF_LINES = 4000;
 
-export function TaskPanel({ projectId, task, runActive, onChanged }: { projectId: string; task: Task; runActive: boolean; onChanged: () => void }) {
+export function TaskPanel({ projectId, task, events, runActive, onChanged }: { projectId: string; task: Task; events: readonly LogEvent[]; runActive: boolean; onChanged: () => void }) {
   const [detail, setDetail] = useState<TaskDetail | null>(null);
   const [diff, setDiff] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -132,6 +134,9 @@ export function TaskPanel({ projectId, task, runActive, onChanged }: { projectId
       {done && <p class="ok">{done}</p>}
       {error && <p class="error">{error}</p>}
 
+      <h3>Timeline</h3>
+      <Timeline projectId={projectId} taskKey={task.key} taskId={task.id} events={events} baseline={detail?.baseline} />
+
       <h3>Change</h3>
       {diff === null ? <p class="muted">Loading…</p> : <Diff text={diff} />}
 
@@ -145,32 +150,6 @@ export function TaskPanel({ projectId, task, runActive, onChanged }: { projectId
 function lastTest(results: TestResult[]): TestResult | undefined {
   const own = results.filter((r) => r.phase !== 'baseline');
   return (own.length ? own : results).at(-1);
-}
-
-function Diff({ text }: { text: string }) {
-  if (!text.trim()) return <p class="muted">No change.</p>;
-  const lines = text.split('\n');
-  const shown = lines.slice(0, MAX_DIFF_LINES);
-  return (
-    <pre class="diff" data-testid="diff">
-      {shown.map((line, i) => (
-        <span key={i} class={diffClass(line)}>
-          {line}
-          {'\n'}
-        </span>
-      ))}
-      {lines.length > MAX_DIFF_LINES && <span class="muted">… {lines.length - MAX_DIFF_LINES} more lines (GET the diff route for all of it)</span>}
-    </pre>
-  );
-}
-
-function diffClass(line: string): string {
-  if (line.startsWith('+++') || line.startsWith('---')) return 'd-file';
-  if (line.startsWith('diff --git')) return 'd-head';
-  if (line.startsWith('@@')) return 'd-hunk';
-  if (line.startsWith('+')) return 'd-add';
-  if (line.startsWith('-')) return 'd-del';
-  return 'd-ctx';
 }
 
 function TestOutput({ result: r }: { result: TestResult }) {

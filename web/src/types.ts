@@ -78,6 +78,21 @@ export interface TestResult {
 export interface TaskDetail extends Task {
   testResults: TestResult[];
   usage: Usage;
+  /** The test run on the base tree the task was judged against (null before any). */
+  baseline?: Baseline | null;
+}
+
+/** Contract §2 task detail `baseline`: what the tests said before any change. */
+export interface Baseline {
+  commit: string | null;
+  status: string;
+  passed: number | null;
+  failed: number | null;
+  total: number | null;
+  /** Tests already failing on the base tree. */
+  failing: string[];
+  summary: string | null;
+  createdAt: string;
 }
 
 export interface Run {
