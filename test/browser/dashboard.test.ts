@@ -3,7 +3,8 @@
  * service listening on loopback, with the scripted Messages API answering and real git and
  * `node --test` runs. What a person would check: the create form shows the API's validation on
  * the field it names; the DAG shows every task and follows the run live; a task's panel shows its
- * diff and the timeline of its attempts (each with its own diff); pause and approve from the page do what the API says they did; each actor's statechart
+ * diff and the timeline of its attempts (each with its own diff, the base tree's failing tests on
+ * top); pause and approve from the page do what the API says they did; each actor's statechart
  * lights the state the API reports, live; the time-travel slider shows the run as it was; the event
  * log lists what happened, with no gap across a reconnect; a review brings a notice; with a token
  * the page asks for it once per tab and then works; and no request ever leaves the service's origin.
@@ -292,6 +293,25 @@ describe('the web dashboard', () => {
     const requests = pages.at(-1)!.requests.map((u) => new URL(u));
     expect(requests.filter((u) => u.pathname.endsWith('/events/log'))).toHaveLength(1);
     expect(requests.filter((u) => u.pathname.endsWith('/tasks/twice/diff') && u.searchParams.get('attempt') === '1')).toHaveLength(1);
+  });
+
+  it('a task judged against a base tree with a failing test names that test once, at the top of its timeline', async () => {
+    const old = "const test = require('node:test');\nconst assert = require('node:assert');\ntest('old fails', () => assert.fail('broken before'));\n";
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'baseline', testCommand: 'node --test', workspace: await workspace({ 'test/old.test.js': old }), config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'legacy', title: 'Legacy', description: 'Write lib/legacy.js' }] })).status).toBe(201);
+    expect((await api('POST', `/api/projects/${id}/start`)).status).toBe(202);
+    await poll(() => runStatus(id)).toBe('completed');
+    const { baseline } = (await api<{ baseline: { failing: string[] } }>('GET', `/api/projects/${id}/tasks/legacy`)).body;
+    expect(baseline.failing).toEqual(['old fails']);
+
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}/t/legacy`);
+    const panel = p.getByRole('complementary', { name: 'task legacy' });
+    await poll(() => panel.getByTestId('baseline').textContent()).toMatch(/^Before any change, 1 test\(s\) were already failing on the base tree \([0-9a-f]{10}\): old fails\./);
+    expect(await panel.getByTestId('baseline').count()).toBe(1);
+    expect(await panel.locator('.attempt').count()).toBe(1);
+    expect(await panel.getByTestId('test-result').textContent()).toContain('not verified');
   });
 
   it('shows "reconnecting" while the stream is down and catches up from Last-Event-ID once it is back', async () => {
