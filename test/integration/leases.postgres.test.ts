@@ -310,6 +310,9 @@ describe('run leases', () => {
     const run = await a.runtime.startRun(id);
     await until(async () => (await r.pids()).length === 1, 'the test process');
     const [pid] = await r.pids();
+    // The worker's move to testing is written after the process started (its own batch): wait
+    // for it, so that what follows counts only writes made after the lock.
+    await until(async () => (await a.runtime.eventLog(id, 0, 1000)).events.some((e) => e.type === 'agent.state_changed' && (e.data as { state: unknown }).state === 'testing'), 'the testing state written');
 
     // The run row is locked: A's renewals (and writes) hang, as with a database out of reach.
     const blocker = postgres(r.url, { max: 1, onnotice: () => undefined });

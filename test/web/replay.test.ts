@@ -30,6 +30,8 @@ describe('time travel', () => {
     ]);
     const run = await t.runtime.startRun(projectId);
     expect((await t.runEnd(projectId, run.id)).type).toBe('run.completed');
+    // The lead's move to its final state is told after run.completed.
+    await t.waitForEvent(projectId, (e) => e.type === 'agent.state_changed' && (e.data).agentId === 'lead' && (e.data as { state: unknown }).state === 'completed');
     const log = (await t.events(projectId)) as unknown as LogEvent[];
 
     const end = worldAt(log);
