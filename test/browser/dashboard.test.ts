@@ -23,6 +23,7 @@ import { ARTIFACTS, ensureDashboardBuilt, launchBrowser, openPage, screenshot, s
 
 const TOKEN = 'dashboard-test-token';
 const GUIDANCE = 'Return the string "right".';
+const REJECT_GUIDANCE = 'Leave package.json alone; write a node:test test instead.';
 
 let twiceAsked = 0;
 
@@ -38,6 +39,11 @@ async function respond(req: MessagesRequest): Promise<Reply> {
   if (key === 'calc') {
     // Rewrites the test script: a protected file, so the change waits for review.
     return writeFiles({ 'lib/calc.js': 'exports.answer = () => 1;\n', 'package.json': JSON.stringify({ name: 'calc', scripts: { test: 'exit 0' } }, null, 2) });
+  }
+  if (key === 'reviewed') {
+    // Rewrites the test script (review) until a reviewer's guidance says not to.
+    if (req.text.includes(REJECT_GUIDANCE)) return moduleWithTest('reviewed', 'ok');
+    return writeFiles({ 'lib/reviewed.js': 'exports.value = () => "ok";\n', 'package.json': JSON.stringify({ name: 'reviewed', scripts: { test: 'exit 0' } }, null, 2) });
   }
   if (key === 'flaky') {
     // Fails its own test until a person's guidance arrives.
@@ -380,6 +386,30 @@ describe('the web dashboard', () => {
     await poll(statusOf(p, 'calc')).toBe('completed');
     expect(await taskStatus(id, 'calc')).toBe('completed');
     await poll(() => p.getByTestId('run-status').textContent()).toBe('completed');
+  });
+
+  it('a task in review rejected with guidance from the page: its change is undone, the correction gets the guidance and completes', async () => {
+    const ws = await workspace();
+    const created = await api<{ id: string }>('POST', '/api/projects', { name: 'reject', testCommand: 'node --test', workspace: ws, config });
+    const id = created.body.id;
+    expect((await api('POST', `/api/projects/${id}/tasks`, { tasks: [{ key: 'reviewed', title: 'Reviewed', description: 'Write lib/reviewed.js' }] })).status).toBe(201);
+
+    const p = await page();
+    await p.goto(`${plain.origin}/#/p/${id}/t/reviewed`);
+    await p.getByRole('button', { name: 'Start' }).click();
+    await poll(statusOf(p, 'reviewed')).toBe('review');
+    const panel = p.getByRole('complementary', { name: 'task reviewed' });
+    // What would land, read before deciding.
+    await poll(() => panel.getByTestId('diff').textContent()).toContain('"test": "exit 0"');
+    await panel.getByLabel('Guidance for a correction (reject)').fill(REJECT_GUIDANCE);
+    await panel.getByRole('button', { name: 'Reject' }).click();
+    await poll(statusOf(p, 'reviewed')).toBe('completed');
+    expect(await taskStatus(id, 'reviewed')).toBe('completed');
+    expect(t.model.requests.filter((r) => r.taskKey === 'reviewed').at(-1)!.text).toContain(REJECT_GUIDANCE);
+    // The rejected change never landed.
+    const landed = execFileSync('git', ['ls-tree', '-r', '--name-only', 'HEAD'], { cwd: ws, encoding: 'utf8' });
+    expect(landed).toContain('lib/reviewed.js');
+    expect(landed).not.toContain('package.json');
   });
 
   it('a blocked task says why in words, and a retry with guidance from its panel completes it', async () => {
