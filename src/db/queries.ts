@@ -11,7 +11,7 @@ export type TaskRow = typeof tasks.$inferSelect;
 export type RunRow = typeof runs.$inferSelect;
 export type ActorRow = typeof actorSnapshots.$inferSelect;
 
-export const ACTIVE_RUN_STATUSES = ['planning', 'running', 'pausing', 'paused'] as const;
+export { ACTIVE_RUN_STATUSES } from '../machines/types.ts';
 
 export async function projectById(db: Queryable, id: string): Promise<ProjectRow | undefined> {
   const [row] = await db.select().from(projects).where(eq(projects.id, id));

@@ -2,14 +2,11 @@
  * The event catalogue of contract §4: one discriminated union. Each event is stored in the
  * `events` table in the transaction of the state change it reports, then published.
  */
-import type { ReviewReason } from '../machines/types.ts';
+import type { AgentType, BlockedReason, ReviewReason, RunStatus, TaskStatus, TestStatus } from '../machines/types.ts';
 
-export type { ReviewReason, TaskReview } from '../machines/types.ts';
-export type TaskStatus = 'pending' | 'in_progress' | 'review' | 'completed' | 'failed' | 'blocked' | 'cancelled';
-export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict' | 'review_rejected';
-export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
-export type AgentType = 'backend' | 'frontend' | 'test';
-export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
+// The vocabulary is the machines' (one definition): re-exported for the event catalogue's users.
+export type { AgentType, BlockedReason, ReviewReason, RunStatus, TaskReview, TaskStatus, TestStatus } from '../machines/types.ts';
+export { ACTIVE_RUN_STATUSES, AGENT_TYPES, BLOCKED_REASONS, RUN_STATUSES, TASK_STATUSES, TEST_STATUSES } from '../machines/types.ts';
 export type TestPhase = 'baseline' | 'task' | 'merge';
 export type FileAction = 'create' | 'modify' | 'delete';
 

@@ -8,13 +8,9 @@
 import { describeRoute, resolver, type DescribeRouteOptions } from 'hono-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { z, type ZodType } from 'zod';
-import { EVENT_TYPES } from '../events/types.ts';
+import { BLOCKED_REASONS, EVENT_TYPES, RUN_STATUSES, TASK_STATUSES, TEST_STATUSES } from '../events/types.ts';
 import { taskInputSchema } from '../domain/inputs.ts';
 
-const TASK_STATUSES = ['pending', 'in_progress', 'review', 'completed', 'failed', 'blocked', 'cancelled'] as const;
-const RUN_STATUSES = ['planning', 'running', 'pausing', 'paused', 'completed', 'blocked', 'cancelled', 'failed'] as const;
-const BLOCKED_REASONS = ['attempts_exhausted', 'budget_exhausted', 'dependency_failed', 'merge_conflict', 'review_rejected'] as const;
-const TEST_STATUSES = ['passed', 'failed', 'error', 'timeout', 'no_tests'] as const;
 /** The agent types a task input names (`backend`, `frontend`, `test`). */
 const agentType = taskInputSchema.shape.agentType.unwrap();
 const time = () => z.string().meta({ format: 'date-time' });

@@ -3,7 +3,7 @@
  * how a failure spreads to dependents and how a retry brings them back. Functions take the
  * lead's context pieces and return new values plus the intents the writer must persist.
  */
-import type { AgentType, BlockedReason, RunStatus, TaskReview, TaskStatus, TaskView } from './types.ts';
+import { workerId, type AgentType, type BlockedReason, type RunStatus, type TaskReview, type TaskStatus, type TaskView } from './types.ts';
 
 /** Something the lead decided that must be written (guarded) before it counts. */
 export type Intent =
@@ -112,7 +112,7 @@ export function planDispatch(tasks: Tasks, workers: Workers, workerSeq: WorkerSe
         if (victim.created) intents.push({ type: 'retire', agentId: victim.agentId, agentType: victim.agentType });
       }
       nextSeq[task.agentType] = (nextSeq[task.agentType] ?? 0) + 1;
-      const agentId = `${task.agentType}-${nextSeq[task.agentType]}`;
+      const agentId = workerId(task.agentType, nextSeq[task.agentType]);
       worker = { agentId, agentType: task.agentType, taskKey: null, created: false, spawned: false, working: false };
     }
     nextWorkers[worker.agentId] = { ...worker, taskKey: task.key };

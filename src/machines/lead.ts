@@ -28,6 +28,7 @@ import {
 } from './lead-logic.ts';
 import {
   faultMessage,
+  parseWorkerId,
   type AgentType,
   type Baseline,
   type Isolation,
@@ -117,7 +118,6 @@ export type LeadEvent =
   | WorkerAttemptEvent;
 
 const WORKER_ERROR = 'xstate.error.actor.';
-const WORKER_ERROR_ID = /^xstate\.error\.actor\.(backend|frontend|test)-\d+$/;
 
 const notProvided = (name: string) =>
   fromPromise<never, unknown>(() => Promise.reject(new Error(`lead effect '${name}' was not provided`)));
@@ -208,7 +208,7 @@ export const leadMachine = setup({
     foundNewTasks: ({ event }) => ((event as unknown as { output: PersistOutput }).output.added?.length ?? 0) > 0,
     planned: ({ event }) => (event as unknown as { output: PlanOutput }).output.kind === 'planned',
     preflightPassed: ({ event }) => (event as unknown as { output: PreflightOutput }).output.kind === 'ready',
-    isWorkerCrash: ({ event }) => WORKER_ERROR_ID.test(event.type),
+    isWorkerCrash: ({ event }) => event.type.startsWith(WORKER_ERROR) && parseWorkerId(event.type.slice(WORKER_ERROR.length)) !== null,
     budgetRaised: ({ context, event }) =>
       event.type === 'SETTINGS_UPDATED' &&
       context.budgetBlocked &&

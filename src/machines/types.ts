@@ -3,12 +3,31 @@
  * no I/O, no clocks, nothing but what an event or an effect's output carries.
  */
 
-export type AgentType = 'backend' | 'frontend' | 'test';
-export const AGENT_TYPES = ['backend', 'frontend', 'test'] as const satisfies readonly AgentType[];
-export type TaskStatus = 'pending' | 'in_progress' | 'review' | 'completed' | 'failed' | 'blocked' | 'cancelled';
-export type BlockedReason = 'attempts_exhausted' | 'budget_exhausted' | 'dependency_failed' | 'merge_conflict' | 'review_rejected';
-export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
-export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
+// The vocabulary, defined once: every other module (events, database, HTTP schemas, effects)
+// takes its types and lists from here.
+export const AGENT_TYPES = ['backend', 'frontend', 'test'] as const;
+export type AgentType = (typeof AGENT_TYPES)[number];
+export const TASK_STATUSES = ['pending', 'in_progress', 'review', 'completed', 'failed', 'blocked', 'cancelled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const BLOCKED_REASONS = ['attempts_exhausted', 'budget_exhausted', 'dependency_failed', 'merge_conflict', 'review_rejected'] as const;
+export type BlockedReason = (typeof BLOCKED_REASONS)[number];
+export const RUN_STATUSES = ['planning', 'running', 'pausing', 'paused', 'completed', 'blocked', 'cancelled', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+/** A run in one of these is active: it has a lead (at most one per project; the database's partial index says the same). */
+export const ACTIVE_RUN_STATUSES = ['planning', 'running', 'pausing', 'paused'] as const satisfies readonly RunStatus[];
+export const TEST_STATUSES = ['passed', 'failed', 'error', 'timeout', 'no_tests'] as const;
+export type TestStatus = (typeof TEST_STATUSES)[number];
+
+/** A worker's id: its agent type and a number never reused in the run (`backend-1`, `test-2`). */
+export function workerId(type: AgentType, n: number): string {
+  return `${type}-${n}`;
+}
+
+/** The parts of a worker id, or null for anything else (the lead's `lead`, a foreign string). */
+export function parseWorkerId(id: string): { type: AgentType; n: number } | null {
+  const m = /^(backend|frontend|test)-(\d+)$/.exec(id);
+  return m ? { type: m[1] as AgentType, n: Number(m[2]) } : null;
+}
 export type Isolation = 'worktree' | 'shared';
 /** How the test command is confined (README "Security model"). */
 export interface SandboxSettings {

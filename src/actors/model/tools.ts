@@ -4,6 +4,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
+import { AGENT_TYPES } from '../../machines/types.ts';
 import { unstorableIn } from '../../safe-text.ts';
 
 export const TASK_KEY = /^[A-Za-z0-9._-]{1,64}$/;
@@ -32,7 +33,7 @@ export const createTasksInput = z.object({
         key: z.string().regex(TASK_KEY, 'key must match [A-Za-z0-9._-]{1,64}'),
         title: z.string().min(1).max(200).refine(...storable),
         description: z.string().max(20_000).refine(...storable),
-        agentType: z.enum(['backend', 'frontend', 'test']),
+        agentType: z.enum(AGENT_TYPES),
         dependsOn: z.array(z.string().regex(TASK_KEY, 'dependency keys match [A-Za-z0-9._-]{1,64}')).default([]),
       }),
     )
@@ -83,7 +84,7 @@ export const CREATE_TASKS_TOOL: Anthropic.Tool = {
             key: { type: 'string', description: 'Unique short id, [A-Za-z0-9._-]{1,64}' },
             title: { type: 'string' },
             description: { type: 'string', description: 'What to build and how it will be tested' },
-            agentType: { type: 'string', enum: ['backend', 'frontend', 'test'] },
+            agentType: { type: 'string', enum: [...AGENT_TYPES] },
             dependsOn: { type: 'array', items: { type: 'string' } },
           },
           required: ['key', 'title', 'description', 'agentType', 'dependsOn'],

@@ -10,7 +10,7 @@ import type { Outbox } from '../../events/outbox.ts';
 import type { Logger } from '../../logger.ts';
 import type { LeadEvent, LeadInput, LeadMachine, PersistInput } from '../../machines/lead.ts';
 import type { Intent } from '../../machines/lead-logic.ts';
-import type { RunStatus } from '../../machines/types.ts';
+import { parseWorkerId, type RunStatus } from '../../machines/types.ts';
 import { persistBatch, type Companion, type RunFence } from './lead-writer.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 
@@ -27,8 +27,6 @@ export interface LeadHostOptions {
   /** The run's lease check: every write of this host (batches, snapshots, the last word) goes through it. */
   fence?: RunFence;
 }
-
-const WORKER_ID = /^(backend|frontend|test)-\d+$/;
 
 /** Someone waiting for the intents an event queued to be written (see `sendAndPersist`). */
 interface WriteWaiter {
@@ -241,7 +239,7 @@ export class LeadHost {
     if (ref === (this.actor as AnyActorRef)) {
       this.snapshots.observe('lead', ref, 'lead', ev.snapshot);
       this.checkDropped();
-    } else if (ref._parent === this.actor && WORKER_ID.test(ref.id)) {
+    } else if (ref._parent === this.actor && parseWorkerId(ref.id) !== null) {
       this.snapshots.observe(ref.id, ref, 'worker', ev.snapshot);
     }
   }

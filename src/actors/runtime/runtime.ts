@@ -37,7 +37,7 @@ import { newId } from '../../ids.ts';
 import type { Logger } from '../../logger.ts';
 import { LEAD_MACHINE_VERSION, leadMachine, type LeadEvent, type LeadInput, type LeadMachine, type LeadSettings } from '../../machines/lead.ts';
 import { decideReview, requeue, type Intent } from '../../machines/lead-logic.ts';
-import type { AgentType, RunStatus } from '../../machines/types.ts';
+import { ACTIVE_RUN_STATUSES, parseWorkerId, type AgentType, type RunStatus } from '../../machines/types.ts';
 import { WORKER_MACHINE_VERSION, workerMachine } from '../../machines/worker.ts';
 import { cachedJournal } from '../model/journal.ts';
 import { createPlan } from '../model/plan.ts';
@@ -85,7 +85,7 @@ const taskArgs = z.object({ ref: z.string(), guidance: z.string().optional() });
 /** A hosted lead gives its run up locally once its lease was last extended this long ago (of `leaseMs`). */
 const SELF_FENCE_AT = 0.75;
 
-const ACTIVE: ReadonlySet<RunStatus> = new Set(['planning', 'running', 'pausing', 'paused']);
+const ACTIVE: ReadonlySet<RunStatus> = new Set(ACTIVE_RUN_STATUSES);
 
 const MACHINES: { name: string; version: number; machine: AnyStateMachine }[] = [
   { name: 'lead', version: LEAD_MACHINE_VERSION, machine: leadMachine },
@@ -791,8 +791,8 @@ export class Runtime {
     const rows = await this.db.select({ agentId: agents.agentId }).from(agents).where(eq(agents.runId, runId));
     const seq: Partial<Record<AgentType, number>> = {};
     for (const { agentId } of rows) {
-      const m = /^(backend|frontend|test)-(\d+)$/.exec(agentId);
-      if (m) seq[m[1] as AgentType] = Math.max(seq[m[1] as AgentType] ?? 0, Number(m[2]));
+      const w = parseWorkerId(agentId);
+      if (w) seq[w.type] = Math.max(seq[w.type] ?? 0, w.n);
     }
     return seq;
   }

@@ -8,13 +8,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { coerceError } from '../../errors.ts';
+import type { TestStatus } from '../../machines/types.ts';
 import { storableText } from '../../safe-text.ts';
 import { CappedOutput } from './capped-output.ts';
 import { parseTestSummary, type TestCounts, type TestFailure } from './parse-summary.ts';
 import { prepareSandbox, sandboxExit, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
 
-/** How a test run ended. `error`: the command could not start or died of a signal we did not send. */
-export type TestStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'no_tests';
+/** How a test run ended (`error`: the command could not start or died of a signal we did not send): the machines' vocabulary. */
+export type { TestStatus };
 
 /** What to run and how. */
 export interface TestRunOptions {
