@@ -1,5 +1,5 @@
 /**
- * The worker's effects, built by a factory from their dependencies (STYLE: inject, don't
+ * The worker's effects, built by a factory from their dependencies (injected: they never
  * import singletons). Each takes the invoke's AbortSignal and passes it on: to the SDK call,
  * to git, between file writes, to the test process group.
  */

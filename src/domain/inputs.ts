@@ -1,5 +1,5 @@
 /**
- * Input shapes of contract §2, validated with zod at the edge: project create/patch bodies,
+ * Input shapes of the README's "HTTP API", validated with zod at the edge: project create/patch bodies,
  * task inputs and plan files. Unknown fields are rejected; every default lives here.
  */
 import shellQuote from 'shell-quote';

@@ -1,5 +1,5 @@
 /**
- * The event catalogue of contract §4: one discriminated union. Each event is stored in the
+ * The event catalogue of the README's "Events": one discriminated union. Each event is stored in the
  * `events` table in the transaction of the state change it reports, then published.
  */
 import type { AgentType, BlockedReason, ReviewReason, RunStatus, TaskStatus, TestStatus } from '../machines/types.ts';

@@ -1,6 +1,6 @@
 /**
  * The Hono app: `createApp({ runtime, bus, … })`. A thin core: middleware (request ids, access
- * logs, secure headers, local exposure checks, body limit, bearer auth), the routes of contract §2,
+ * logs, secure headers, local exposure checks, body limit, bearer auth), the routes of the README's "HTTP API",
  * one error envelope.
  */
 import { Hono } from 'hono';

@@ -1,5 +1,5 @@
 /**
- * What the API answers, as zod schemas, for `/openapi.json`: the shapes of contract §2 (Project,
+ * What the API answers, as zod schemas, for `/openapi.json`: the shapes of the README's "HTTP API" (Project,
  * Task, Run, ActorView, usage, events, the error envelope) as `actors/runtime/views.ts` and the
  * runtime build them, and `describe()`, the per-route `describeRoute` that names a route's
  * answers. Nothing here validates a request: request schemas live in `domain/inputs.ts` and the

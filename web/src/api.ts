@@ -3,7 +3,7 @@
  * token a person typed into this tab (sessionStorage, so it is asked for once per tab and gone with
  * it), and the EventSource URL (`?access_token=`, since EventSource cannot send headers). A 401
  * tells the app to ask for the token; every other failure comes back as an `ApiError` holding the
- * error envelope of contract §2, field `details` included.
+ * error envelope of the README's "HTTP API", field `details` included.
  */
 
 const TOKEN_KEY = 'troupe.apiToken';

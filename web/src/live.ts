@@ -1,5 +1,5 @@
 /**
- * `useEvents`: an EventSource on one of the SSE routes of contract §4, and whether it is live.
+ * `useEvents`: an EventSource on one of the SSE routes of the README's "Events", and whether it is live.
  * While the connection is down the browser reconnects by itself and sends `Last-Event-ID`, so no
  * event is lost or repeated; only when the browser gives up (the stream answered an error status)
  * do we tell the caller (`onRefused`) and open a new one, resuming with `?since=` the last seq we saw.

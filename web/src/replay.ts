@@ -5,7 +5,7 @@
  * moves over the whole log). Pure: no DOM, no fetch.
  */
 
-/** An event as the log and the stream deliver it (contract §4), loosely typed: the page reads a few fields. */
+/** An event as the log and the stream deliver it (the README's "Events"), loosely typed: the page reads a few fields. */
 export interface LogEvent {
   seq: number;
   type: string;

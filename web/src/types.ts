@@ -1,4 +1,4 @@
-/** The JSON shapes of contract §2 and §4 that the dashboard reads (a subset of each). */
+/** The JSON shapes of the README's "HTTP API" and "Events" that the dashboard reads (a subset of each). */
 
 export type RunStatus = 'planning' | 'running' | 'pausing' | 'paused' | 'completed' | 'blocked' | 'cancelled' | 'failed';
 export type TaskStatus = 'pending' | 'in_progress' | 'review' | 'completed' | 'failed' | 'blocked' | 'cancelled';
@@ -118,7 +118,7 @@ export interface TroupeEvent {
   data: Record<string, unknown>;
 }
 
-/** Every event type of contract §4 (EventSource needs a listener per named event). */
+/** Every event type of the README's "Events" (EventSource needs a listener per named event). */
 export const EVENT_TYPES = [
   'run.started', 'run.pausing', 'run.paused', 'run.resumed', 'run.cancelled', 'run.planned', 'run.completed', 'run.blocked', 'run.failed',
   'task.created', 'task.status_changed', 'task.assigned', 'agent.created', 'agent.retired', 'agent.state_changed', 'llm.usage',

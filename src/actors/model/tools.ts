@@ -1,5 +1,5 @@
 /**
- * The two structured outputs of contract §3, as Anthropic tool definitions and zod schemas.
+ * The two structured outputs the model answers with (README "The agents"), as Anthropic tool definitions and zod schemas.
  * The model proposes; the schemas (and after them the workspace layer) decide.
  */
 import type Anthropic from '@anthropic-ai/sdk';

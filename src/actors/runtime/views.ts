@@ -1,5 +1,5 @@
 /**
- * Rows → the JSON shapes of contract §2 (Project, Task, Run, ActorView, usage).
+ * Rows → the JSON shapes of the README's "HTTP API" (Project, Task, Run, ActorView, usage).
  */
 import type { ActorRow, ProjectRow, RunRow, TaskRow, UsageRow } from '../../db/queries.ts';
 import { normalizeConfig, type ProjectConfig } from '../../domain/inputs.ts';
@@ -72,7 +72,7 @@ export interface ActorJson {
   state: unknown;
   status: string;
   taskId?: string;
-  /** The key of the task `taskId` names (contract §2 ActorView: next to `taskId`). */
+  /** The key of the task `taskId` names (README "HTTP API": next to `taskId`). */
   taskKey?: string;
   attempt?: number;
   updatedAt: string;

@@ -1,5 +1,5 @@
 /**
- * Projects, tasks, runs, actors and usage (contract §2). Handlers validate, call the runtime
+ * Projects, tasks, runs, actors and usage (the README's "HTTP API"). Handlers validate, call the runtime
  * (which persists or sends an event to a lead) and return: they never wait for agent work.
  * `docs` is each route's entry in `/openapi.json` (what it answers; what it takes comes from its
  * validators).
