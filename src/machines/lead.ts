@@ -10,7 +10,7 @@
  * The lead updates its context at once (so it never decides twice on the same task) and the
  * writer's guarded SQL has the last word.
  */
-import { and, assign, enqueueActions, fromPromise, not, setup, stateIn } from 'xstate';
+import { and, assign, enqueueActions, not, setup, stateIn } from 'xstate';
 import {
   allCompleted,
   decideReview,
@@ -39,6 +39,7 @@ import {
   type WorkerAttemptEvent,
   type WorkerReportEvent,
 } from './types.ts';
+import { placeholder } from './placeholder.ts';
 import { workerMachine } from './worker.ts';
 
 export const LEAD_MACHINE_VERSION = 2;
@@ -119,9 +120,6 @@ export type LeadEvent =
 
 const WORKER_ERROR = 'xstate.error.actor.';
 
-const notProvided = (name: string) =>
-  fromPromise<never, unknown>(() => Promise.reject(new Error(`lead effect '${name}' was not provided`)));
-
 function toTasks(list: TaskView[]): Tasks {
   return Object.fromEntries(list.map((t) => [t.key, t]));
 }
@@ -180,9 +178,9 @@ export const leadMachine = setup({
     input: {} as LeadInput,
   },
   actors: {
-    preflight: notProvided('preflight') as unknown as ReturnType<typeof fromPromise<PreflightOutput, PreflightInput>>,
-    plan: notProvided('plan') as unknown as ReturnType<typeof fromPromise<PlanOutput, PlanInput>>,
-    persist: notProvided('persist') as unknown as ReturnType<typeof fromPromise<PersistOutput, PersistInput>>,
+    preflight: placeholder<PreflightOutput, PreflightInput>('lead', 'preflight'),
+    plan: placeholder<PlanOutput, PlanInput>('lead', 'plan'),
+    persist: placeholder<PersistOutput, PersistInput>('lead', 'persist'),
     worker: workerMachine,
   },
   guards: {

@@ -13,7 +13,8 @@
  * drives normal transitions; `onError` is for faults. Leaving a state aborts its effect.
  * Workers never write task rows: they report to the lead (`sendParent`).
  */
-import { assign, fromPromise, sendParent, setup } from 'xstate';
+import { assign, sendParent, setup } from 'xstate';
+import { placeholder } from './placeholder.ts';
 import {
   faultMessage,
   isFatalFault,
@@ -126,9 +127,6 @@ export interface WorkerContext {
 
 export type WorkerEvent = { type: 'ASSIGN'; job: Job } | { type: 'CANCEL' };
 
-const notProvided = (name: string) =>
-  fromPromise<never, unknown>(() => Promise.reject(new Error(`worker effect '${name}' was not provided`)));
-
 /** The output of the `xstate.done.actor.*` event a guard is looking at. */
 function outputOf<T>(event: unknown): T {
   return (event as { output: T }).output;
@@ -160,16 +158,16 @@ export const workerMachine = setup({
     input: {} as WorkerInput,
   },
   actors: {
-    prepare: notProvided('prepare') as unknown as ReturnType<typeof fromPromise<PrepareOutput, PrepareInput>>,
-    generate: notProvided('generate') as unknown as ReturnType<typeof fromPromise<GenerateOutput, GenerateInput>>,
-    apply: notProvided('apply') as unknown as ReturnType<typeof fromPromise<ApplyOutput, ApplyInput>>,
-    test: notProvided('test') as unknown as ReturnType<typeof fromPromise<TestOutput, TestInput>>,
-    correct: notProvided('correct') as unknown as ReturnType<typeof fromPromise<void, CorrectionInput>>,
-    giveUp: notProvided('giveUp') as unknown as ReturnType<typeof fromPromise<GiveUpOutput, GiveUpInput>>,
-    commit: notProvided('commit') as unknown as ReturnType<typeof fromPromise<CommitOutput, CommitInput>>,
-    land: notProvided('land') as unknown as ReturnType<typeof fromPromise<LandOutput, LandInput>>,
-    discard: notProvided('discard') as unknown as ReturnType<typeof fromPromise<DiscardOutput, DiscardInput>>,
-    release: notProvided('release') as unknown as ReturnType<typeof fromPromise<void, ReleaseInput>>,
+    prepare: placeholder<PrepareOutput, PrepareInput>('worker', 'prepare'),
+    generate: placeholder<GenerateOutput, GenerateInput>('worker', 'generate'),
+    apply: placeholder<ApplyOutput, ApplyInput>('worker', 'apply'),
+    test: placeholder<TestOutput, TestInput>('worker', 'test'),
+    correct: placeholder<void, CorrectionInput>('worker', 'correct'),
+    giveUp: placeholder<GiveUpOutput, GiveUpInput>('worker', 'giveUp'),
+    commit: placeholder<CommitOutput, CommitInput>('worker', 'commit'),
+    land: placeholder<LandOutput, LandInput>('worker', 'land'),
+    discard: placeholder<DiscardOutput, DiscardInput>('worker', 'discard'),
+    release: placeholder<void, ReleaseInput>('worker', 'release'),
   },
   guards: {
     canCorrect: ({ context }) => context.attempt - 1 < job(context).settings.maxCorrections,
