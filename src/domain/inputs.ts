@@ -4,9 +4,13 @@
  */
 import shellQuote from 'shell-quote';
 import { z } from 'zod';
-import { DEFAULT_MODEL } from '../actors/model/prices.ts';
-import { TASK_KEY } from '../actors/model/tools.ts';
-import { AGENT_TYPES } from '../machines/types.ts';
+import { AGENT_TYPES, TASK_KEY } from '../machines/types.ts';
+
+/**
+ * The model Troupe uses when a project names none. Always priced (a test in test/actors/model checks
+ * it is in the price table). Not `claude-sonnet-4-5`: the SDK marks it deprecated, end of life 2026-11-30.
+ */
+export const DEFAULT_MODEL = 'claude-sonnet-4-6';
 
 export const LIMITS = {
   tasksPerRequest: 500,

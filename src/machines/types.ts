@@ -18,6 +18,9 @@ export const ACTIVE_RUN_STATUSES = ['planning', 'running', 'pausing', 'paused'] 
 export const TEST_STATUSES = ['passed', 'failed', 'error', 'timeout', 'no_tests'] as const;
 export type TestStatus = (typeof TEST_STATUSES)[number];
 
+/** A task's key: what users and the model name a task by (also its branch name, encoded when git needs it). */
+export const TASK_KEY = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** A worker's id: its agent type and a number never reused in the run (`backend-1`, `test-2`). */
 export function workerId(type: AgentType, n: number): string {
   return `${type}-${n}`;

@@ -37,12 +37,6 @@ const PRICES: Record<string, Price> = {
   'claude-3-haiku': { input: 0.25, output: 1.25, cacheWrite: 0.3, cacheRead: 0.03 },
 };
 
-/**
- * The model Troupe uses when a project names none. Always priced. (Not `claude-sonnet-4-5`: the
- * SDK marks it deprecated, end of life 2026-11-30.)
- */
-export const DEFAULT_MODEL = 'claude-sonnet-4-6';
-
 export function priceOf(model: string): Price | null {
   if (PRICES[model]) return PRICES[model];
   // Longest alias first, so `claude-opus-4-1-…` never matches `claude-opus-4`.

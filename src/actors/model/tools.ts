@@ -4,10 +4,9 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
-import { AGENT_TYPES } from '../../machines/types.ts';
+import { AGENT_TYPES, TASK_KEY } from '../../machines/types.ts';
 import { unstorableIn } from '../../safe-text.ts';
 
-export const TASK_KEY = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const writeFilesInput = z.object({
   files: z

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { costOf, priceOf } from '../../../src/actors/model/prices.ts';
 import { parseProposal } from '../../../src/actors/model/proposal.ts';
 import { cutMiddle, workerUserMessage } from '../../../src/actors/model/prompts.ts';
+import { DEFAULT_MODEL } from '../../../src/domain/inputs.ts';
 
 describe('prices', () => {
   it('prices known models, dated ids by their alias, and refuses to guess', () => {
@@ -11,6 +12,8 @@ describe('prices', () => {
     expect(priceOf('claude-opus-4-7')?.input).toBe(5);
     expect(costOf('my-private-model', { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 })).toBeNull();
     expect(costOf('claude-haiku-5-5', { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 })).toBeNull();
+    // The model a project gets when it names none is always priced: its cost is never unknown.
+    expect(priceOf(DEFAULT_MODEL)).not.toBeNull();
   });
 });
 
