@@ -1,0 +1,223 @@
+/**
+ * Model-based path tests of the worker and lead statecharts (`@xstate/graph`): the traversal offers
+ * every effect a small set of representative outcomes (as done/error events) plus the external
+ * events, and each property is asserted on EVERY generated path, not on hand-picked ones.
+ */
+import { getShortestPaths, getSimplePaths, type StatePath } from '@xstate/graph';
+import { createActor, type EventObject, type SnapshotFrom } from 'xstate';
+import { describe, expect, it } from 'vitest';
+import { workerMachine, type TestOutput } from '../../src/machines/worker.ts';
+import { testsAccepted, type AgentType, type Job, type JobSettings, type TaskReview, type WorkerOutcome } from '../../src/machines/types.ts';
+import { doneEvent, errorEvent, invokeId, pureMachine, stateKey, walk, type Walked } from '../support/machine-paths.ts';
+
+type WorkerSnapshot = SnapshotFrom<typeof workerMachine>;
+type AnyEvent = EventObject & { job?: Job; output?: unknown };
+
+const MAX_CORRECTIONS = 2;
+const jobSettings: JobSettings = {
+  projectId: 'p',
+  runId: 'r',
+  workspace: '/ws',
+  isolation: 'worktree',
+  testCommand: ['true'],
+  testTimeoutMs: 1000,
+  maxCorrections: MAX_CORRECTIONS,
+  model: 'm',
+  sandbox: { mode: 'none', network: false },
+  review: 'protected',
+  protectedPaths: ['package.json'],
+};
+const review: TaskReview = { reason: 'protected_paths', files: ['package.json'], attempt: 1, verified: true };
+const job = (key: string, extra: Partial<Job> = {}): Job => ({
+  taskId: `id-${key}`,
+  key,
+  epoch: 0,
+  startAttempt: 1,
+  mode: 'work',
+  review: null,
+  guidance: null,
+  settings: jobSettings,
+  ...extra,
+});
+/** One job of each mode: work, land (approved), revise with and without guidance. */
+const JOBS = [
+  job('work'),
+  job('land', { mode: 'land', review: { ...review, decision: 'approved' } }),
+  job('revise', { mode: 'revise', review: { ...review, decision: 'rejected' }, guidance: 'use x' }),
+  job('reject', { mode: 'revise', review: { ...review, decision: 'rejected' } }),
+];
+
+const WORKING = ['preparing', 'generating', 'applying', 'testing', 'correcting', 'exhausted', 'committing', 'landing', 'discarding'] as const;
+const id = (state: string) => invokeId(workerMachine, `worker.${state}`);
+const fault = { message: 'disk gone' };
+const TEST_OUTPUTS: TestOutput[] = [
+  { status: 'passed', summary: 'ok', excerpt: '' },
+  { status: 'failed', summary: '1 failed', excerpt: 'AssertionError' },
+  { status: 'no_tests', summary: 'no tests found', excerpt: '' },
+  { status: 'failed', summary: '1 failed', excerpt: 'AssertionError', preexisting: ['old test'] },
+];
+/** Representative outcomes of each state's effect. */
+const OUTCOMES: Record<string, AnyEvent[]> = {
+  preparing: [doneEvent(id('preparing'), { treePath: '/tree' }), errorEvent(id('preparing'), fault)],
+  generating: [
+    doneEvent(id('generating'), { kind: 'proposal', callKey: 'k', fileCount: 1 }),
+    doneEvent(id('generating'), { kind: 'invalid', callKey: 'k', reason: 'no tool call' }),
+    doneEvent(id('generating'), { kind: 'budget_exhausted', spentUsd: 2, budgetUsd: 1 }),
+    errorEvent(id('generating'), { message: '529 overloaded' }),
+    errorEvent(id('generating'), { message: '401 invalid x-api-key', fatal: true }),
+  ],
+  applying: [
+    doneEvent(id('applying'), { kind: 'applied', files: ['a.js'] }),
+    doneEvent(id('applying'), { kind: 'rejected', reason: 'path escapes the workspace' }),
+    errorEvent(id('applying'), fault),
+  ],
+  testing: [...TEST_OUTPUTS.map((o) => doneEvent(id('testing'), o)), errorEvent(id('testing'), fault)],
+  correcting: [doneEvent(id('correcting'), undefined), errorEvent(id('correcting'), fault)],
+  exhausted: [doneEvent(id('exhausted'), { keptOn: null }), doneEvent(id('exhausted'), { keptOn: 'troupe/work' }), errorEvent(id('exhausted'), fault)],
+  committing: [
+    doneEvent(id('committing'), { kind: 'committed', sha: 'sha', files: ['a.js'] }),
+    doneEvent(id('committing'), { kind: 'review', review }),
+    doneEvent(id('committing'), { kind: 'conflict', detail: 'CONFLICT in a.js' }),
+    errorEvent(id('committing'), fault),
+  ],
+  landing: [
+    doneEvent(id('landing'), { kind: 'committed', sha: 'sha', files: ['package.json'] }),
+    doneEvent(id('landing'), { kind: 'conflict', detail: 'CONFLICT in package.json' }),
+    errorEvent(id('landing'), fault),
+  ],
+  discarding: [doneEvent(id('discarding'), { callKey: 'k0' }), errorEvent(id('discarding'), fault)],
+  releasing: [doneEvent(id('releasing'), undefined), errorEvent(id('releasing'), fault)],
+};
+
+function workerEvents(s: WorkerSnapshot): AnyEvent[] {
+  if (s.value === 'idle') return JOBS.map((j) => ({ type: 'ASSIGN', job: j }));
+  const outcomes = OUTCOMES[s.value] ?? [];
+  return s.value === 'releasing' ? outcomes : [...outcomes, { type: 'CANCEL' }];
+}
+
+/**
+ * Every simple path of one job, from idle back to idle. Every return to idle is one vertex
+ * (`idle:end`) where traversal stops, so a path is one job from its ASSIGN to its end.
+ */
+function workerPaths(agentType: AgentType) {
+  const pure = pureMachine(workerMachine, { agentId: `${agentType}-1`, agentType });
+  const ended = (s: WorkerSnapshot) => s.value === 'idle' && s !== pure.initial;
+  const options = {
+    events: workerEvents as (s: WorkerSnapshot) => never[],
+    fromState: pure.initial,
+    serializeState: (s: WorkerSnapshot, e: unknown) => (s.value === 'idle' && e !== undefined ? 'idle:end' : stateKey(s)),
+    stopWhen: ended,
+  };
+  const paths = getSimplePaths(pure.logic, { ...options, toState: ended }) as StatePath<WorkerSnapshot, AnyEvent>[];
+  /** One shortest path to every distinct state (value and context). */
+  const states = getShortestPaths(pure.logic, options) as StatePath<WorkerSnapshot, AnyEvent>[];
+  const walked = paths.map((p) => walk<WorkerSnapshot, AnyEvent>(p, pure.step));
+  return { pure, paths, walked, states: states.map((p) => p.state) };
+}
+
+const TYPES: AgentType[] = ['backend', 'test'];
+const model = Object.fromEntries(TYPES.map((t) => [t, workerPaths(t)])) as Record<AgentType, ReturnType<typeof workerPaths>>;
+
+const reportsOf = (step: Walked<WorkerSnapshot, AnyEvent>) =>
+  step.sent.filter((e): e is EventObject & { outcome: WorkerOutcome } => e.type === 'WORKER.REPORT');
+const describePath = (path: Walked<WorkerSnapshot, AnyEvent>[]) =>
+  path.map((s) => `${s.event.type.replace(/\.0\.worker\./, ' ')}${s.event.output ? ` ${JSON.stringify(s.event.output)}` : ''} → ${JSON.stringify(s.state.value)}`).join('\n  ');
+
+describe.each(TYPES)('worker paths (%s agent)', (agentType) => {
+  const { walked, states, pure } = model[agentType];
+
+  it('generates every job path through every working state', () => {
+    expect(walked.length).toBeGreaterThan(500);
+    const visited = new Set(walked.flatMap((p) => p.map((s) => s.state.value)));
+    for (const state of [...WORKING, 'releasing', 'idle']) expect(visited, state).toContain(state);
+  });
+
+  it('reaches committing, or reports completed, only after an accepted test result of the last change', () => {
+    for (const path of walked) {
+      const j = path[0]!.event.job!;
+      /** The last test result since the last applied change (null: none yet). */
+      let tested: TestOutput | null = null;
+      for (const step of path) {
+        const output = step.event.output;
+        if (step.event.type === `xstate.done.actor.${id('applying')}`) tested = null;
+        if (step.event.type === `xstate.done.actor.${id('testing')}`) tested = output as TestOutput;
+        const accepted = tested !== null && (testsAccepted(tested.status, agentType) || (tested.preexisting?.length ?? 0) > 0);
+        const why = `path:\n  ${describePath(path)}`;
+        if (step.state.value === 'committing') expect(accepted, why).toBe(true);
+        for (const report of reportsOf(step)) {
+          if (report.outcome.kind !== 'completed') continue;
+          if (j.mode === 'land') {
+            // Tested before the review: verified only as the review says.
+            expect(step.before.value, why).toBe('landing');
+            expect(report.outcome.verified, why).toBe(j.review?.verified);
+          } else {
+            expect(accepted, why).toBe(true);
+            expect(report.outcome.verified, why).toBe(tested?.status === 'passed');
+          }
+        }
+      }
+    }
+  });
+
+  it('CANCEL from every working state leads to idle through releasing, with no effect left running', () => {
+    const working = states.filter((s) => (WORKING as readonly string[]).includes(s.value));
+    expect(working.length).toBeGreaterThan(50);
+    for (const s of working) {
+      expect(Object.keys(s.children), stateKey(s)).toEqual([id(s.value)]);
+      const released = pure.transition(s, { type: 'CANCEL' });
+      expect(released.value, stateKey(s)).toBe('releasing');
+      expect(Object.keys(released.children)).toEqual([id('releasing')]);
+      for (const end of OUTCOMES.releasing!) {
+        const idle = pure.transition(released, end);
+        expect(idle.value).toBe('idle');
+        expect(idle.children).toEqual({});
+        expect(idle.context.job).toBeNull();
+      }
+      // The next job may come before the release is done: only its preparation runs.
+      const next = pure.transition(released, { type: 'ASSIGN', job: job('next') } as AnyEvent);
+      expect(next.value).toBe('preparing');
+      expect(Object.keys(next.children)).toEqual([id('preparing')]);
+    }
+    // And on every generated path: idle has no effect running, any other state exactly its own.
+    for (const path of walked) {
+      for (const step of path) {
+        const expected = step.state.value === 'idle' ? [] : [id(step.state.value)];
+        expect(Object.keys(step.state.children), describePath(path)).toEqual(expected);
+        if (step.event.type === 'CANCEL') expect(step.state.value).toBe('releasing');
+      }
+    }
+  });
+
+  it('never starts more than 1 + maxCorrections attempts', () => {
+    let longest = 0;
+    for (const path of walked) {
+      const announced = path.flatMap((s) => s.sent).filter((e) => e.type === 'WORKER.ATTEMPT');
+      expect(announced.length, describePath(path)).toBeLessThanOrEqual(1 + MAX_CORRECTIONS);
+      for (const step of path) {
+        if (step.state.context.job) expect(step.state.context.attempt, describePath(path)).toBeLessThanOrEqual(1 + MAX_CORRECTIONS);
+      }
+      longest = Math.max(longest, announced.length);
+    }
+    // The bound is reached, not only respected.
+    expect(longest).toBe(1 + MAX_CORRECTIONS);
+  });
+
+  it('every snapshot on every path survives a JSON round-trip and restores to the same state', () => {
+    const seen = new Set<string>();
+    for (const path of walked) {
+      for (const { state } of path) {
+        const key = stateKey(state);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const persisted = workerMachine.getPersistedSnapshot(state);
+        const stored: unknown = JSON.parse(JSON.stringify(persisted));
+        const restored = createActor(workerMachine, { snapshot: stored as never, input: { agentId: `${agentType}-1`, agentType } }).getSnapshot();
+        expect(restored.value, key).toEqual(state.value);
+        expect(restored.context, key).toStrictEqual(state.context);
+        expect(Object.keys(restored.children), key).toEqual(Object.keys(state.children));
+        expect(JSON.parse(JSON.stringify(workerMachine.getPersistedSnapshot(restored)))).toEqual(stored);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(100);
+  });
+});
