@@ -6,11 +6,14 @@
 import { getShortestPaths, getSimplePaths, type StatePath } from '@xstate/graph';
 import { createActor, type EventObject, type SnapshotFrom } from 'xstate';
 import { describe, expect, it } from 'vitest';
+import { leadMachine } from '../../src/machines/lead.ts';
 import { workerMachine, type TestOutput } from '../../src/machines/worker.ts';
 import { testsAccepted, type AgentType, type Job, type JobSettings, type TaskReview, type WorkerOutcome } from '../../src/machines/types.ts';
+import { settings, task } from '../support/fake-effects.ts';
 import { doneEvent, errorEvent, invokeId, pureMachine, stateKey, walk, type Walked } from '../support/machine-paths.ts';
 
 type WorkerSnapshot = SnapshotFrom<typeof workerMachine>;
+type LeadSnapshot = SnapshotFrom<typeof leadMachine>;
 type AnyEvent = EventObject & { job?: Job; output?: unknown };
 
 const MAX_CORRECTIONS = 2;
@@ -219,5 +222,75 @@ describe.each(TYPES)('worker paths (%s agent)', (agentType) => {
       }
     }
     expect(seen.size).toBeGreaterThan(100);
+  });
+});
+
+// The lead: two tasks (b depends on a), workers' reports as events, the writer's persist as a
+// done or error event. Bounded: only `a` can be retried, once; a worker can crash while fewer
+// than two workers were ever created.
+const LEAD_INPUT = { projectId: 'p', runId: 'r', goal: null, start: 'running' as const, settings: settings({ maxConcurrency: 2 }), tasks: [task('a'), task('b', ['a'])] };
+const leadId = (state: string) => invokeId(leadMachine, `lead.${state}`);
+const LEAD_WRITES = { finishing: leadId('finishing'), cancelling: leadId('cancelling'), failing: leadId('failing') } as const;
+
+function persistOutcomes(s: LeadSnapshot, invoke: string): AnyEvent[] {
+  return [doneEvent(invoke, { results: s.context.batch.map(() => ({ applied: true })) }), errorEvent(invoke, { message: 'database down' })];
+}
+
+function leadEvents(s: LeadSnapshot): AnyEvent[] {
+  const out: AnyEvent[] = [];
+  const value = s.value;
+  if (value === 'preflight') {
+    const pre = leadId('preflight');
+    out.push(doneEvent(pre, { kind: 'ready', baseline: null }), doneEvent(pre, { kind: 'refused', reason: 'not a git repository' }), errorEvent(pre, { message: 'spawn failed' }));
+  }
+  if (typeof value === 'string' && value in LEAD_WRITES) out.push(...persistOutcomes(s, LEAD_WRITES[value as keyof typeof LEAD_WRITES]));
+  const active = typeof value === 'object' && 'active' in value;
+  if (active && s.matches({ active: { writer: 'writing' } })) out.push(...persistOutcomes(s, leadId('active.writer.writing')));
+  const created = Object.values(s.context.workerSeq).reduce((a, b) => a + b, 0);
+  for (const t of Object.values(s.context.tasks)) {
+    const slot = t.agentId ? s.context.workers[t.agentId] : undefined;
+    if (active && t.status === 'in_progress' && slot?.working) {
+      const report = (outcome: WorkerOutcome): AnyEvent => ({ type: 'WORKER.REPORT', agentId: slot.agentId, taskId: t.id, key: t.key, epoch: t.epoch, outcome } as AnyEvent);
+      out.push(
+        report({ kind: 'completed', commit: 'sha', files: ['a.js'], verified: true }),
+        report({ kind: 'blocked', reason: 'attempts_exhausted', detail: '3 attempt(s) failed' }),
+        report({ kind: 'failed', detail: 'disk gone' }),
+      );
+      if (!t.review) out.push(report({ kind: 'review', review }));
+      if (created < 2) out.push(errorEvent(slot.agentId, { message: 'worker bug' }));
+    }
+    if (typeof value !== 'object') continue;
+    if (active && ['pending', 'in_progress', 'review'].includes(t.status)) out.push({ type: 'CANCEL_TASK', key: t.key } as AnyEvent);
+    if (['failed', 'blocked', 'cancelled'].includes(t.status) && t.key === 'a' && t.epoch < 1) out.push({ type: 'RETRY', key: t.key } as AnyEvent);
+    if (t.status === 'review') out.push({ type: 'REVIEW', key: t.key, decision: 'approved' } as AnyEvent, { type: 'REVIEW', key: t.key, decision: 'rejected', guidance: 'use x' } as AnyEvent);
+  }
+  if (value === 'preflight' || typeof value === 'object') out.push({ type: 'CANCEL' });
+  return out;
+}
+
+describe('lead paths', () => {
+  const pure = pureMachine(leadMachine, LEAD_INPUT);
+  /** One shortest path to every distinct reachable state (value and context). */
+  const paths = getShortestPaths(pure.logic, {
+    events: leadEvents as (s: LeadSnapshot) => never[],
+    fromState: pure.initial,
+    serializeState: (s: LeadSnapshot) => stateKey(s),
+  }) as StatePath<LeadSnapshot, AnyEvent>[];
+  const states = paths.map((p) => p.state);
+
+  it('reaches completed only when every task is completed', () => {
+    expect(states.length).toBeGreaterThan(5000);
+    const completed = states.filter((s) => s.value === 'completed');
+    expect(completed.length).toBeGreaterThan(0);
+    for (const path of paths) {
+      for (const step of path.steps) {
+        if (step.state.value !== 'completed') continue;
+        const tasks = Object.values(step.state.context.tasks);
+        expect(tasks.map((t) => `${t.key}: ${t.status}`), path.steps.map((s) => s.event.type).join(' → ')).toEqual(tasks.map((t) => `${t.key}: completed`));
+      }
+    }
+    // And finishing with a task not completed ends blocked, not completed.
+    const blocked = states.filter((s) => typeof s.value === 'object' && 'blocked' in s.value);
+    expect(blocked.some((s) => Object.values(s.context.tasks).some((t) => t.status !== 'completed'))).toBe(true);
   });
 });
