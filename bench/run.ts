@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, on PGlite and on Postgres, at two sizes; a table with each
  * figure, its target and whether it holds; the figures as JSON. `--smoke` runs tiny sizes (what
- * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint,badinput`;
+ * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint,badinput,startup`;
  * `--db=pglite|postgres`; `--out=FILE`.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { footprint } from './footprint.ts';
 import { ADMIN_URL, round, type DbKind } from './harness.ts';
 import { overhead } from './overhead.ts';
 import { scheduling } from './scheduling.ts';
+import { startup } from './startup.ts';
 
 interface Row {
   benchmark: string;
@@ -29,7 +30,7 @@ interface Row {
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string | undefined]));
 const smoke = args.has('smoke');
-const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint', 'badinput'] as const;
+const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint', 'badinput', 'startup'] as const;
 const only = new Set((args.get('only') ?? BENCHMARKS.join(',')).split(','));
 for (const name of only) {
   if (!(BENCHMARKS as readonly string[]).includes(name)) {
@@ -40,8 +41,8 @@ for (const name of only) {
 const out = args.get('out') ?? (smoke ? path.join(os.tmpdir(), 'troupe-bench-smoke.json') : fileURLToPath(new URL('./results/latest.json', import.meta.url)));
 
 const SIZES = smoke
-  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5 }
-  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500], badinput: 50 };
+  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5, startup: 1 }
+  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500], badinput: 50, startup: 5 };
 
 async function postgresReachable(): Promise<boolean> {
   const sql = postgres(ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => undefined });
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
     dbs.push(db);
   }
   const rows: Row[] = [];
-  const results: Record<string, unknown[]> = { overhead: [], scheduling: [], throughput: [], fanout: [], footprint: [], badinput: [] };
+  const results: Record<string, unknown[]> = { overhead: [], scheduling: [], throughput: [], fanout: [], footprint: [], badinput: [], startup: [] };
   const log = (s: string) => console.error(`… ${s}`);
 
   for (const db of dbs) {
@@ -130,6 +131,17 @@ async function main(): Promise<void> {
       target: '≤ 512',
       holds: r.leadSnapshotBytes <= 512 * 1024,
     });
+  }
+
+  if (only.has('startup')) {
+    log('start-up');
+    const r = await startup(SIZES.startup);
+    results.startup!.push(r);
+    const size = `median of ${r.rounds}, PGlite, child processes`;
+    rows.push({ benchmark: 'start-up', db: '-', size, figure: 'node -e 0 (the floor)', value: r.nodeMs, unit: 'ms', target: '—', holds: null });
+    rows.push({ benchmark: 'start-up', db: '-', size, figure: 'troupe --help', value: r.helpMs, unit: 'ms', target: '≤ 500', holds: r.helpMs <= 500 });
+    rows.push({ benchmark: 'start-up', db: 'pglite', size, figure: 'serve → first /health, new data dir', value: r.healthNewMs, unit: 'ms', target: '—', holds: null });
+    rows.push({ benchmark: 'start-up', db: 'pglite', size, figure: 'serve → first /health, existing data dir', value: r.healthExistingMs, unit: 'ms', target: '≤ 1500', holds: r.healthExistingMs <= 1500 });
   }
 
   printTable(rows);
