@@ -137,6 +137,17 @@ function wanted(job: Job, attempt: number, applied: boolean): EnsureOptions {
   return { upto: applied ? attempt : attempt - 1, skip: rejected };
 }
 
+/** Worktree mode: the last attempt's files as a commit on the task's branch, not merged. */
+async function keepLastAttempt(deps: WorkerEffectDeps, input: GiveUpInput, options: TaskTreeOptions): Promise<GiveUpOutput> {
+  const { job } = input;
+  const attempts = input.correction + 1;
+  const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
+  const subject = `troupe: work in progress on ${job.key}, not merged (${attempts} attempt(s) failed)`;
+  const why = await commitMessageWithWhy(deps, job, attempts, wanted(job, attempts, true).skip);
+  const message = `${subject}\n\n${why}\n\nLast failure: ${input.failure.summary}`;
+  return { keptOn: await keepWork(options, changes.map((c) => c.path), message) };
+}
+
 /** Landed: the `-prev-<n>` branches are gone, the tree is removed (its branch stays, for recovery). */
 async function afterLanding(deps: WorkerEffectDeps, job: Job, agentId: string, options: TaskTreeOptions, result: Extract<CommitResult, { status: 'committed' }>) {
   // A landing recognised after a crash may have been reported before it, or not (a crash between
@@ -253,16 +264,10 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       // The task is blocked: its last attempt's work is kept as a commit on its branch (worktree
       // mode; in shared mode the files are in the workspace already), then nothing more happens in
       // its tree (a retry starts a fresh one and keeps that commit as `-prev-<n>`).
-      let keptOn: string | null = null;
-      if (job.settings.isolation === 'worktree') {
-        const changes = await taskChanges(taskAttemptsDir(deps.attemptsRoot, job.settings.projectId, job.taskId), job.epoch);
-        const subject = `troupe: work in progress on ${job.key}, not merged (${input.correction + 1} attempt(s) failed)`;
-        const why = await commitMessageWithWhy(deps, job, input.correction + 1, wanted(job, input.correction + 1, true).skip);
-        const message = `${subject}\n\n${why}\n\nLast failure: ${input.failure.summary}`;
-        keptOn = await keepWork(options, changes.map((c) => c.path), message);
-      }
+      // Keeping the work must not turn a blocked task into a failed one: a failure is told instead.
+      const kept = job.settings.isolation === 'worktree' ? await keepLastAttempt(deps, input, options).catch((e: unknown) => ({ keptOn: null, keepError: coerceError(e).message })) : { keptOn: null };
       await removeTaskTree(options).catch(() => undefined);
-      return { keptOn };
+      return kept;
     }),
 
     /** A cancelled task's tree goes (its branch stays). Not abortable: it only takes a moment. */

@@ -82,7 +82,11 @@ export interface CorrectionInput {
 export interface GiveUpInput { agentId: string; job: Job; correction: number; failure: AttemptFailure }
 
 /** Where the last attempt's work was kept (worktree mode: a commit on the task's branch), or null. */
-export interface GiveUpOutput { keptOn: string | null }
+export interface GiveUpOutput {
+  keptOn: string | null;
+  /** Why the work could not be kept (the task is blocked all the same). */
+  keepError?: string;
+}
 
 export interface CommitInput {
   agentId: string;
@@ -126,6 +130,13 @@ export interface WorkerContext {
 }
 
 export type WorkerEvent = { type: 'ASSIGN'; job: Job } | { type: 'CANCEL' };
+
+/** Where a blocked task's last attempt went, as the end of its reason. */
+function keptWords(out: GiveUpOutput): string {
+  if (out.keptOn) return ` (the last attempt's work is kept on branch ${out.keptOn})`;
+  if (out.keepError) return ` (the last attempt's work could not be kept: ${out.keepError})`;
+  return '';
+}
 
 /** The output of the `xstate.done.actor.*` event a guard is looking at. */
 function outputOf<T>(event: unknown): T {
@@ -473,7 +484,7 @@ export const workerMachine = setup({
               report(context, {
                 kind: 'blocked',
                 reason: 'attempts_exhausted',
-                detail: `${context.attempt} attempt(s) failed; last: ${context.failure?.summary ?? 'unknown'}${event.output.keptOn ? ` (the last attempt's work is kept on branch ${event.output.keptOn})` : ''}`,
+                detail: `${context.attempt} attempt(s) failed; last: ${context.failure?.summary ?? 'unknown'}${keptWords(event.output)}`,
               }),
             ),
             'clearJob',
