@@ -119,7 +119,9 @@ export async function startTestRuntime(respond: Responder, opts: TestRuntimeOpti
       await model.close();
       // A test may have closed the store itself (fault injection).
       await store.close().catch(() => undefined);
-      await rm(dataDir, { recursive: true, force: true });
+      // An effect that does not take an abort (a blocked task's last git commit and tree removal) may still
+      // be finishing in the data dir: rm retries ENOTEMPTY instead of failing the file.
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
   return current;
