@@ -2,9 +2,8 @@
  * Baselines in the database: a `test_results` row with `phase: 'baseline'` and no task (the base
  * tree is the project's, not a task's), told as a `test.result` event with `attempt: 0`.
  */
-import { and, desc, eq, gte, isNull } from 'drizzle-orm';
 import { withDbRetry } from '../../db/retry.ts';
-import { projects, testResults } from '../../db/schema.ts';
+import { cachedBaselineRow, insertTestResult } from '../../db/test-results.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { event } from '../../events/types.ts';
 import type { TestStatus } from '../../machines/types.ts';
@@ -22,18 +21,9 @@ export function createBaselineStore(outbox: Outbox, fence?: RunFence): BaselineS
   const runWrite = fencedWriter(outbox, fence);
   return {
     async cachedBaseline(projectId, commit) {
-      const [row] = await withDbRetry(() =>
-        db
-          .select({ r: testResults })
-          .from(testResults)
-          .innerJoin(projects, eq(projects.id, testResults.projectId))
-          // Valid only since the project's settings (test command, sandbox, timeout) last changed.
-          .where(and(eq(testResults.projectId, projectId), eq(testResults.phase, 'baseline'), eq(testResults.commit, commit), isNull(testResults.taskId), gte(testResults.createdAt, projects.updatedAt)))
-          .orderBy(desc(testResults.id))
-          .limit(1),
-      );
-      if (!row) return null;
-      const r = row.r;
+      // Valid only since the project's settings (test command, sandbox, timeout) last changed.
+      const r = await withDbRetry(() => cachedBaselineRow(db, projectId, commit));
+      if (!r) return null;
       const result: TestRunResult = {
         status: r.status as TestStatus,
         passed: r.passed,
@@ -58,7 +48,7 @@ export function createBaselineStore(outbox: Outbox, fence?: RunFence): BaselineS
       runWrite(scope.runId, async (tx, emit) => {
         const summary = testResultSummary(result, 0, 'baseline', result.status === 'passed');
         if (!cached) {
-          await tx.insert(testResults).values({
+          await insertTestResult(tx, {
             projectId: scope.projectId,
             taskId: null,
             runId: scope.runId,

@@ -4,12 +4,22 @@
  * is a lost race: the intent is not applied and the lead learns the status the database has.
  * Terminal run statuses are final: nothing moves a completed, cancelled or failed run again.
  */
-import { and, eq, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import { fromPromise } from 'xstate';
+import { insertAgent, retireAgent } from '../../db/agents.ts';
 import type { Tx } from '../../db/client.ts';
-import { dependencyKeys, statusCounts, tasksOf } from '../../db/queries.ts';
 import { withDbRetry } from '../../db/retry.ts';
-import { agents, runs, taskDependencies, tasks } from '../../db/schema.ts';
+import { setRunStatus as writeRunStatus } from '../../db/runs.ts';
+import {
+  dependenciesCompleted,
+  dependencyKeys,
+  nextEpoch,
+  setTaskAttempt,
+  statusCounts,
+  tasksOf,
+  transitionTask as transition,
+  type TaskSet,
+  type Transition,
+} from '../../db/tasks.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
 import { safeReason } from '../../errors.ts';
 import { event, type EventType } from '../../events/types.ts';
@@ -19,7 +29,6 @@ import type { PersistInput, PersistOutput } from '../../machines/lead.ts';
 import type { BlockedReason, RunStatus, TaskReview, TaskStatus, TaskView } from '../../machines/types.ts';
 import { progressFrom, taskViewOf } from './views.ts';
 
-const FINAL_RUN: RunStatus[] = ['completed', 'cancelled', 'failed'];
 const RUN_EVENT: Record<RunStatus, EventType | null> = {
   planning: null,
   running: 'run.resumed',
@@ -115,45 +124,6 @@ export async function persistBatch(tx: Tx, emit: Emit, input: PersistInput): Pro
   return { results };
 }
 
-interface Transition {
-  applied: boolean;
-  /** The row was already where this intent leads: a batch written before a crash, run again. */
-  replayed: boolean;
-  from: TaskStatus | null;
-  status: TaskStatus | null;
-}
-
-type TaskRowState = { status: string; agentId: string | null; blockedReason: string | null };
-
-/**
- * Moves a task from one of `from` to `set.status` (row-locked first, so `from` in the event is
- * true). A row already in the target state (`already`) counts as applied but replayed: a restored
- * lead may write a batch again that had committed before the crash, and must neither fail on it
- * nor report it twice.
- */
-async function transition(
-  tx: Tx,
-  taskId: string,
-  from: readonly TaskStatus[],
-  set: Partial<typeof tasks.$inferInsert> & { status: TaskStatus },
-  already: (row: TaskRowState) => boolean,
-  extraGuard?: ReturnType<typeof sql>,
-): Promise<Transition> {
-  const [current] = await tx
-    .select({ status: tasks.status, agentId: tasks.agentId, blockedReason: tasks.blockedReason })
-    .from(tasks)
-    .where(eq(tasks.id, taskId))
-    .for('update');
-  if (!current) return { applied: false, replayed: false, from: null, status: null };
-  const was = current.status as TaskStatus;
-  if (already(current)) return { applied: true, replayed: true, from: was, status: was };
-  if (!from.includes(was)) return { applied: false, replayed: false, from: was, status: was };
-  const where = extraGuard ? and(eq(tasks.id, taskId), extraGuard) : eq(tasks.id, taskId);
-  const updated = await tx.update(tasks).set(set).where(where).returning({ id: tasks.id });
-  if (updated.length === 0) return { applied: false, replayed: false, from: was, status: was };
-  return { applied: true, replayed: false, from: was, status: set.status };
-}
-
 const fresh = (r: Transition) => r.applied && !r.replayed;
 
 async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promise<IntentResult & { replayed?: boolean }> {
@@ -161,8 +131,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promi
   switch (intent.type) {
     case 'assign': {
       // The database, not only the lead's memory, refuses a task whose dependencies are not all completed.
-      const depsDone = sql`not exists (select 1 from ${taskDependencies} d join ${tasks} dt on dt.id = d.depends_on_id
-        where d.task_id = ${intent.taskId} and dt.status <> 'completed')`;
+      const depsDone = dependenciesCompleted(intent.taskId);
       const r = await transition(
         tx,
         intent.taskId,
@@ -173,33 +142,19 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promi
       );
       if (!fresh(r)) return r;
       if (intent.newAgent) {
-        const created = await tx
-          .insert(agents)
-          .values({ projectId: scope.projectId, runId: scope.runId, agentId: intent.agentId, kind: 'worker', agentType: intent.agentType })
-          .onConflictDoNothing()
-          .returning({ agentId: agents.agentId });
-        if (created.length > 0) emit(event('agent.created', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
+        const created = await insertAgent(tx, { projectId: scope.projectId, runId: scope.runId, agentId: intent.agentId, agentType: intent.agentType });
+        if (created) emit(event('agent.created', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
       }
       emitStatus(emit, scope, intent.taskId, intent.key, 'pending', 'in_progress', { agentId: intent.agentId });
       emit(event('task.assigned', { key: intent.key, agentId: intent.agentId }, { ...scope, taskId: intent.taskId, agentId: intent.agentId }));
       return r;
     }
     case 'retire': {
-      const retired = await tx
-        .update(agents)
-        .set({ retiredAt: new Date() })
-        .where(and(eq(agents.runId, scope.runId), eq(agents.agentId, intent.agentId), isNull(agents.retiredAt)))
-        .returning({ agentId: agents.agentId });
-      if (retired.length > 0) emit(event('agent.retired', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
+      if (await retireAgent(tx, scope.runId, intent.agentId)) emit(event('agent.retired', { agentId: intent.agentId, agentType: intent.agentType }, { ...scope, agentId: intent.agentId }));
       return { applied: true };
     }
     case 'attempt': {
-      const updated = await tx
-        .update(tasks)
-        .set({ attempts: intent.attempt })
-        .where(and(eq(tasks.id, intent.taskId), eq(tasks.status, 'in_progress')))
-        .returning({ id: tasks.id });
-      return { applied: updated.length > 0 };
+      return { applied: await setTaskAttempt(tx, intent.taskId, intent.attempt) };
     }
     case 'complete': {
       const r = await transition(tx, intent.taskId, ['in_progress'], {
@@ -223,7 +178,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promi
       return r;
     }
     case 'decide': {
-      const set: Partial<typeof tasks.$inferInsert> & { status: TaskStatus } = { status: 'pending', review: intent.review, agentId: null, reason: null };
+      const set: TaskSet = { status: 'pending', review: intent.review, agentId: null, reason: null };
       if (intent.guidance) set.guidance = intent.guidance;
       const r = await transition(tx, intent.taskId, ['review'], set, (row) => row.status === 'pending');
       if (!fresh(r)) return r;
@@ -249,7 +204,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promi
       return r;
     }
     case 'requeue': {
-      const set: Partial<typeof tasks.$inferInsert> & { status: TaskStatus } = {
+      const set: TaskSet = {
         status: 'pending',
         blockedReason: null,
         reason: null,
@@ -258,7 +213,7 @@ async function applyIntent(tx: Tx, emit: Emit, scope: Scope, raw: Intent): Promi
         completedAt: null,
       };
       if (intent.newEpoch) {
-        set.epoch = sql`${tasks.epoch} + 1` as unknown as number;
+        set.epoch = nextEpoch();
         set.attempts = 0;
         set.review = null;
         if (intent.guidance) set.guidance = intent.guidance;
@@ -313,15 +268,9 @@ function withSafeWords(intent: Intent): Intent {
   return out;
 }
 
-/** Moves the run (never out of a final status) and emits its event. */
+/** Moves the run (never out of a final status: see `db/runs.ts`) and emits its event. */
 export async function setRunStatus(tx: Tx, emit: Emit, scope: Scope, status: RunStatus, summary?: string): Promise<IntentResult> {
-  const final = FINAL_RUN.includes(status) || status === 'blocked';
-  const updated = await tx
-    .update(runs)
-    .set({ status, updatedAt: new Date(), ...(final ? { endedAt: new Date(), summary: summary ?? null } : { endedAt: null }) })
-    .where(and(eq(runs.id, scope.runId), notInArray(runs.status, FINAL_RUN), status === 'running' ? inArray(runs.status, ['pausing', 'paused', 'blocked', 'running']) : undefined))
-    .returning({ id: runs.id });
-  if (updated.length === 0) return { applied: false };
+  if (!(await writeRunStatus(tx, scope.runId, status, summary))) return { applied: false };
   const type = RUN_EVENT[status];
   if (type === 'run.completed' || type === 'run.blocked' || type === 'run.failed') {
     emit(event(type, { status, summary: summary ?? '' }, scope));

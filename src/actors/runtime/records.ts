@@ -3,10 +3,14 @@
  * workers did (files, tests, corrections, commits) and what they may read. Every write goes
  * through the outbox, so each row and the event that reports it commit together.
  */
-import { and, eq, inArray, sql } from 'drizzle-orm';
-import { dependencyKeys, projectById, spentUsd } from '../../db/queries.ts';
+import { upsertCorrection } from '../../db/corrections.ts';
+import { commitTold } from '../../db/events.ts';
+import { insertModelCall, modelCallByKey, spentUsd } from '../../db/model-calls.ts';
+import { projectById } from '../../db/projects.ts';
 import { withDbRetry } from '../../db/retry.ts';
-import { corrections, events, modelCalls, runs, taskDependencies, tasks, testResults } from '../../db/schema.ts';
+import { markPlanned } from '../../db/runs.ts';
+import { dependencyKeys, insertTasks as insertTaskRows, taskText, type NewTaskRow } from '../../db/tasks.ts';
+import { insertTestResult } from '../../db/test-results.ts';
 import { coerceError, safeReason } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import { boundedText, storableText } from '../../safe-text.ts';
@@ -93,12 +97,7 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
 
   return {
     async find(projectId, callKey) {
-      const [row] = await withDbRetry(() =>
-        db
-          .select({ response: modelCalls.response })
-          .from(modelCalls)
-          .where(and(eq(modelCalls.projectId, projectId), eq(modelCalls.callKey, callKey))),
-      );
+      const row = await withDbRetry(() => modelCallByKey(db, projectId, callKey));
       return row ? decodeAnswer(row.response) : null;
     },
 
@@ -127,34 +126,23 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
         { projectId: call.projectId, runId: call.runId, taskId: call.taskId, agentId: call.agentId },
       );
       return write(async (tx, emit) => {
-        const inserted = await tx.insert(modelCalls).values(row).onConflictDoNothing().returning({ id: modelCalls.id });
-        if (inserted.length > 0) {
+        if (await insertModelCall(tx, row)) {
           emit(usage);
           return call.response;
         }
-        const [first] = await tx
-          .select({ id: modelCalls.id, response: modelCalls.response })
-          .from(modelCalls)
-          .where(and(eq(modelCalls.projectId, call.projectId), eq(modelCalls.callKey, call.callKey)));
+        const first = await modelCallByKey(tx, call.projectId, call.callKey);
         if (!first) throw new Error(`model call ${call.callKey} conflicts with a row that is not there`);
         if (first.id === id) return call.response;
         // Another call for the same key was recorded first (two processes raced): both were
         // paid. The first answer stands, for this caller too; this one's bill is kept under a
         // key of its own, so usage and budget count it.
-        const billed = await tx
-          .insert(modelCalls)
-          .values({ ...row, callKey: `${call.callKey}:superseded:${id}` })
-          .onConflictDoNothing()
-          .returning({ id: modelCalls.id });
-        if (billed.length > 0) emit(usage);
+        if (await insertModelCall(tx, { ...row, callKey: `${call.callKey}:superseded:${id}` })) emit(usage);
         return decodeAnswer(first.response);
       });
     },
 
     async loadTask(taskId): Promise<TaskText> {
-      const [row] = await withDbRetry(() =>
-        db.select({ key: tasks.key, title: tasks.title, description: tasks.description, guidance: tasks.guidance }).from(tasks).where(eq(tasks.id, taskId)),
-      );
+      const row = await withDbRetry(() => taskText(db, taskId));
       if (!row) throw new Error(`task ${taskId} not found`);
       return row;
     },
@@ -177,7 +165,7 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
       await runWrite(scope.runId, async (tx, emit) => {
         // What the event reports is what the row stores, less the output and exit code.
         const summary = testResultSummary(result, attempt, phase, verified);
-        await tx.insert(testResults).values({
+        await insertTestResult(tx, {
           projectId: scope.projectId,
           taskId: scope.taskId,
           runId: scope.runId,
@@ -198,22 +186,12 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
 
     commitCreated: (scope, commit) =>
       runWrite(scope.runId, async (tx, emit) => {
-        const told = await tx
-          .select({ seq: events.seq })
-          .from(events)
-          .where(and(eq(events.projectId, scope.projectId), eq(events.taskId, scope.taskId), eq(events.type, 'commit.created'), sql`${events.data}->>'sha' = ${commit.sha}`))
-          .limit(1);
-        if (told.length === 0) emit(event('commit.created', commit, scope));
+        if (!(await commitTold(tx, scope.projectId, scope.taskId, commit.sha))) emit(event('commit.created', commit, scope));
       }),
 
     async savePlan(projectId, runId, planned: PlannedTask[]): Promise<TaskView[]> {
       return runWrite(runId, async (tx, emit) => {
-        const [run] = await tx
-          .update(runs)
-          .set({ status: 'running', updatedAt: new Date() })
-          .where(and(eq(runs.id, runId), eq(runs.status, 'planning')))
-          .returning({ id: runs.id });
-        if (!run) throw new Error(`run ${runId} is no longer planning`);
+        if (!(await markPlanned(tx, runId))) throw new Error(`run ${runId} is no longer planning`);
         const rows = await insertTasks(tx, emit, projectId, runId, planned.map((t) => ({ ...t, priority: 2 })));
         emit(event('run.planned', { tasks: planned.map((t) => t.key) }, { projectId, runId }));
         const deps = await dependencyKeys(tx, projectId);
@@ -230,22 +208,16 @@ function rethrowCoerced(thrown: unknown): never {
 async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: number, notes: CorrectionNote[]): Promise<void> {
   for (const note of notes) {
     const errorSummary = note.errorSummary === undefined ? undefined : safeReason(note.errorSummary);
-    await tx
-      .insert(corrections)
-      .values({
-        projectId: scope.projectId,
-        taskId: scope.taskId,
-        runId: scope.runId,
-        epoch,
-        attempt: note.attempt,
-        status: note.status,
-        errorSummary: errorSummary ?? null,
-      })
-      .onConflictDoUpdate({
-        target: [corrections.taskId, corrections.epoch, corrections.attempt],
-        // A success keeps the summary of the failure it corrected.
-        set: { status: note.status, errorSummary: sql`coalesce(excluded.error_summary, ${corrections.errorSummary})`, updatedAt: new Date() },
-      });
+    // A success keeps the summary of the failure it corrected.
+    await upsertCorrection(tx, {
+      projectId: scope.projectId,
+      taskId: scope.taskId,
+      runId: scope.runId,
+      epoch,
+      attempt: note.attempt,
+      status: note.status,
+      errorSummary: errorSummary ?? null,
+    });
     const data: Extract<NewEvent, { type: 'correction.attempt' }>['data'] = {
       attempt: note.attempt,
       maxAttempts: note.maxAttempts,
@@ -256,52 +228,14 @@ async function writeCorrections(tx: Tx, emit: Emit, scope: EffectScope, epoch: n
   }
 }
 
-export interface NewTaskRow {
-  key: string;
-  title: string;
-  description: string;
-  agentType: string;
-  dependsOn: string[];
-  priority: number;
-}
+export type { NewTaskRow } from '../../db/tasks.ts';
 
 /** Inserts tasks and their dependency edges, emitting `task.created` for each (request order). */
 export async function insertTasks(tx: Tx, emit: Emit, projectId: string, runId: string | null, list: NewTaskRow[]) {
   if (list.length === 0) return [];
-  const ids = new Map(list.map((t) => [t.key, newId('tsk')]));
-  const inserted = await tx
-    .insert(tasks)
-    .values(
-      list.map((t) => ({
-        id: ids.get(t.key)!,
-        projectId,
-        key: t.key,
-        title: t.title,
-        description: t.description,
-        agentType: t.agentType,
-        priority: t.priority,
-        status: 'pending',
-      })),
-    )
-    .returning();
-  inserted.sort((a, b) => a.ordinal - b.ordinal);
-  // Dependencies may name tasks of this request or tasks already in the project.
-  const ordinal = new Map(inserted.map((r) => [r.key, r.ordinal]));
-  const wanted = [...new Set(list.flatMap((t) => t.dependsOn).filter((k) => !ids.has(k)))];
-  if (wanted.length > 0) {
-    const existing = await tx
-      .select({ id: tasks.id, key: tasks.key, ordinal: tasks.ordinal })
-      .from(tasks)
-      .where(and(eq(tasks.projectId, projectId), inArray(tasks.key, wanted)));
-    for (const e of existing) {
-      ids.set(e.key, e.id);
-      ordinal.set(e.key, e.ordinal);
-    }
-  }
+  const { rows, ids, ordinal } = await insertTaskRows(tx, projectId, list, () => newId('tsk'));
   // Dependencies are listed by age everywhere (Task.dependsOn too), whatever the request's order.
   const byAge = (keys: string[]) => [...keys].sort((a, b) => (ordinal.get(a) ?? 0) - (ordinal.get(b) ?? 0));
-  const edges = list.flatMap((t) => t.dependsOn.map((d) => ({ taskId: ids.get(t.key)!, dependsOnId: ids.get(d)! })));
-  if (edges.length > 0) await tx.insert(taskDependencies).values(edges);
   for (const t of list) {
     emit(
       event(
@@ -311,5 +245,5 @@ export async function insertTasks(tx: Tx, emit: Emit, projectId: string, runId: 
       ),
     );
   }
-  return inserted;
+  return rows;
 }

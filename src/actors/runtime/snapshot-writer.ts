@@ -8,10 +8,9 @@
  * redoes at most the workers' steps since, whose answers and commits replay safely.
  */
 import type { AnyActorRef, Snapshot } from 'xstate';
-import { sql } from 'drizzle-orm';
 import type { Tx } from '../../db/client.ts';
 import { withDbRetry } from '../../db/retry.ts';
-import { actorSnapshots } from '../../db/schema.ts';
+import { upsertSnapshots, type NewActorRow } from '../../db/snapshots.ts';
 import { coerceError } from '../../errors.ts';
 import type { Outbox } from '../../events/outbox.ts';
 import { event, type NewEvent } from '../../events/types.ts';
@@ -132,7 +131,7 @@ export class SnapshotWriter {
     const rows = dirty.map(([id, { ref, kind }]) => this.rowOf(id, ref, kind));
     return {
       write: async (tx, emit) => {
-        await writeRows(tx, rows);
+        await upsertSnapshots(tx, rows);
         emit(...events);
       },
       done: (committed) => {
@@ -172,7 +171,7 @@ export class SnapshotWriter {
         await withDbRetry(() =>
           this.outbox.transact(async (tx, emit) => {
             await this.fence?.check(tx);
-            await writeRows(tx, rows);
+            await upsertSnapshots(tx, rows);
             emit(...events);
           }),
         );
@@ -191,7 +190,7 @@ export class SnapshotWriter {
     } while (this.again);
   }
 
-  private rowOf(id: string, ref: AnyActorRef, kind: 'lead' | 'worker'): typeof actorSnapshots.$inferInsert {
+  private rowOf(id: string, ref: AnyActorRef, kind: 'lead' | 'worker'): NewActorRow {
     const snapshot = ref.getSnapshot() as ObservedSnapshot;
     const context = snapshot.context ?? {};
     const job = context.job as { taskId?: string } | null | undefined;
@@ -212,23 +211,4 @@ export class SnapshotWriter {
       updatedAt: new Date(),
     };
   }
-}
-
-async function writeRows(tx: Tx, rows: (typeof actorSnapshots.$inferInsert)[]): Promise<void> {
-  if (rows.length === 0) return;
-  await tx
-    .insert(actorSnapshots)
-    .values(rows)
-    .onConflictDoUpdate({
-      target: [actorSnapshots.runId, actorSnapshots.actorId],
-      set: {
-        state: sql`excluded.state`,
-        status: sql`excluded.status`,
-        taskId: sql`excluded.task_id`,
-        attempt: sql`excluded.attempt`,
-        snapshot: sql`excluded.snapshot`,
-        machineVersion: sql`excluded.machine_version`,
-        updatedAt: sql`excluded.updated_at`,
-      },
-    });
 }
