@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, on PGlite and on Postgres, at two sizes; a table with each
  * figure, its target and whether it holds; the figures as JSON. `--smoke` runs tiny sizes (what
- * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint,badinput,startup`;
+ * `npm test` does, so the harness cannot rot); `--only=overhead,scheduling,throughput,fanout,footprint,badinput,startup,peers`;
  * `--db=pglite|postgres`; `--out=FILE`.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { fanout, throughput } from './events.ts';
 import { footprint } from './footprint.ts';
 import { ADMIN_URL, round, type DbKind } from './harness.ts';
 import { overhead } from './overhead.ts';
+import { peers, peersRows } from './peers/index.ts';
 import { scheduling } from './scheduling.ts';
 import { startup } from './startup.ts';
 
@@ -30,7 +31,7 @@ interface Row {
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string | undefined]));
 const smoke = args.has('smoke');
-const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint', 'badinput', 'startup'] as const;
+const BENCHMARKS = ['overhead', 'scheduling', 'throughput', 'fanout', 'footprint', 'badinput', 'startup', 'peers'] as const;
 const only = new Set((args.get('only') ?? BENCHMARKS.join(',')).split(','));
 for (const name of only) {
   if (!(BENCHMARKS as readonly string[]).includes(name)) {
@@ -41,8 +42,8 @@ for (const name of only) {
 const out = args.get('out') ?? (smoke ? path.join(os.tmpdir(), 'troupe-bench-smoke.json') : fileURLToPath(new URL('./results/latest.json', import.meta.url)));
 
 const SIZES = smoke
-  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5, startup: 1 }
-  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500], badinput: 50, startup: 5 };
+  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5, startup: 1, peers: [16, 1] }
+  : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500], badinput: 50, startup: 5, peers: [200, 5] };
 
 async function postgresReachable(): Promise<boolean> {
   const sql = postgres(ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => undefined });
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
     dbs.push(db);
   }
   const rows: Row[] = [];
-  const results: Record<string, unknown[]> = { overhead: [], scheduling: [], throughput: [], fanout: [], footprint: [], badinput: [], startup: [] };
+  const results: Record<string, unknown[]> = { overhead: [], scheduling: [], throughput: [], fanout: [], footprint: [], badinput: [], startup: [], peers: [] };
   const log = (s: string) => console.error(`… ${s}`);
 
   for (const db of dbs) {
@@ -142,6 +143,14 @@ async function main(): Promise<void> {
     rows.push({ benchmark: 'start-up', db: '-', size, figure: 'troupe --help', value: r.helpMs, unit: 'ms', target: '≤ 500', holds: r.helpMs <= 500 });
     rows.push({ benchmark: 'start-up', db: 'pglite', size, figure: 'serve → first /health, new data dir', value: r.healthNewMs, unit: 'ms', target: '—', holds: null });
     rows.push({ benchmark: 'start-up', db: 'pglite', size, figure: 'serve → first /health, existing data dir', value: r.healthExistingMs, unit: 'ms', target: '≤ 1500', holds: r.healthExistingMs <= 1500 });
+  }
+
+  if (only.has('peers') && dbs.includes('postgres')) {
+    const [tasks, rounds] = SIZES.peers as [number, number];
+    log(`peers ${tasks} tasks`);
+    const r = await peers(tasks, rounds);
+    results.peers!.push(r);
+    rows.push(...peersRows(r));
   }
 
   printTable(rows);
