@@ -42,7 +42,8 @@ import {
 import { placeholder } from './placeholder.ts';
 import { workerMachine } from './worker.ts';
 
-export const LEAD_MACHINE_VERSION = 2;
+/** Persisted snapshots of another version are not restored (README "Restarts lose nothing but time"). 3: its workers nest their working states. */
+export const LEAD_MACHINE_VERSION = 3;
 
 export interface LeadSettings {
   maxConcurrency: number;

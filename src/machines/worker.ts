@@ -1,117 +1,71 @@
 /**
  * The worker statechart: one machine for backend, frontend and test agents.
  *
- *   idle → preparing → generating → applying → testing → committing → idle
- *              │           ↑                      │ failed, attempts left      (or: waits for review)
- *              │           └──── correcting ←─────┘ (no attempts left: exhausted → idle)
- *              │                     ↑
- *              ├─ revise → discarding┘ (a rejected change undone; without guidance → idle)
- *              └─ land → landing → idle (an approved change merged)
- *   CANCEL (any working state) → releasing (the task's tree removed) → idle
+ *   idle ─ASSIGN→ working ┌─────────────────────────────────────────────────────────────────────┐
+ *                         │ preparing → generating → applying → testing → committing ──────────→│ idle
+ *                         │     │           ↑                      │ failed, attempts left       │ (or: waits for review)
+ *                         │     │           └──── correcting ←─────┘ (no attempts left: exhausted → idle)
+ *                         │     │                     ↑                                          │
+ *                         │     ├─ revise → discarding┘ (a rejected change undone; without guidance → idle)
+ *                         │     └─ land → landing → idle (an approved change merged)             │
+ *                         └─ CANCEL → releasing (the task's tree removed) → idle ──────────────────┘
+ *                           an effect's fault → idle, the task reported failed
  *
- * A failed attempt is output data (an invalid answer, refused files, failing tests) and
- * drives normal transitions; `onError` is for faults. Leaving a state aborts its effect.
- * Workers never write task rows: they report to the lead (`sendParent`).
+ * Every working state is a child of `working`, which holds the two transitions they share: `CANCEL`
+ * and the fault of an invoked effect. A failed attempt is output data (an invalid answer, refused
+ * files, failing tests) and drives normal transitions; a fault ends the job. Leaving a state aborts
+ * its effect. Workers never write task rows: they report to the lead (`sendParent`). What a report
+ * says is decided in `worker-reports.ts`; the effects' inputs and outputs are in `worker-effects.ts`.
  */
 import { assign, sendParent, setup } from 'xstate';
 import { placeholder } from './placeholder.ts';
+import { isFatalFault, testsAccepted, type AgentType, type Job, type WorkerOutcome } from './types.ts';
+import type {
+  ApplyInput,
+  ApplyOutput,
+  AttemptFailure,
+  CommitInput,
+  CommitOutput,
+  CorrectionInput,
+  DiscardInput,
+  DiscardOutput,
+  GenerateInput,
+  GenerateOutput,
+  GiveUpInput,
+  GiveUpOutput,
+  LandInput,
+  LandOutput,
+  PrepareInput,
+  PrepareOutput,
+  ReleaseInput,
+  TestInput,
+  TestOutput,
+} from './worker-effects.ts';
 import {
-  faultMessage,
-  isFatalFault,
-  testsAccepted,
-  type AgentType,
-  type Job,
-  type TaskReview,
-  type TestStatus,
-  type WorkerAttemptEvent,
-  type WorkerOutcome,
-  type WorkerReportEvent,
-} from './types.ts';
+  attemptOf,
+  committed,
+  conflicted,
+  errorOf,
+  exhausted,
+  faulted,
+  filesRefused,
+  invalidAnswer,
+  jobOf as job,
+  landed,
+  lastFailure,
+  modelError,
+  only,
+  overBudget,
+  REJECTED_WITHOUT_GUIDANCE,
+  reportOf,
+  reviewRejected,
+  testsFailed,
+} from './worker-reports.ts';
 
-export const WORKER_MACHINE_VERSION = 2;
+export type * from './worker-effects.ts';
 
-/** Why the previous attempt failed: the correction prompt is built from it. */
-export interface AttemptFailure {
-  kind: 'invalid_answer' | 'files_rejected' | 'tests_failed' | 'model_error' | 'review_rejected';
-  summary: string;
-  /** Failing test output, already cut from the middle when long. */
-  excerpt?: string;
-}
-
-export interface PrepareInput { agentId: string; job: Job }
-export interface PrepareOutput { treePath: string }
-
-export interface GenerateInput {
-  agentId: string;
-  agentType: AgentType;
-  job: Job;
-  attempt: number;
-  treePath: string;
-  failure: AttemptFailure | null;
-  /** The answer of the previous attempt, for "here is what you wrote". */
-  previousCallKey: string | null;
-}
-export type GenerateOutput =
-  | { kind: 'proposal'; callKey: string; fileCount: number }
-  | { kind: 'invalid'; callKey: string; reason: string }
-  | { kind: 'budget_exhausted'; spentUsd: number; budgetUsd: number };
-
-export interface ApplyInput { agentId: string; job: Job; attempt: number; treePath: string; callKey: string }
-export type ApplyOutput = { kind: 'applied'; files: string[] } | { kind: 'rejected'; reason: string };
-
-export interface TestInput { agentId: string; agentType: AgentType; job: Job; attempt: number; treePath: string }
-export interface TestOutput {
-  status: TestStatus;
-  summary: string;
-  excerpt: string;
-  /**
-   * The run failed, but only tests that already failed on the base tree before any change (the
-   * baseline) failed again: the attempt broke nothing, and the task completes, unverified.
-   */
-  preexisting?: string[];
-}
-
-export interface CorrectionInput {
-  agentId: string;
-  job: Job;
-  /** The correction being started, 1…maxCorrections. */
-  correction: number;
-  /** Why the attempt before it failed. */
-  failure: AttemptFailure;
-}
-export interface GiveUpInput { agentId: string; job: Job; correction: number; failure: AttemptFailure }
-
-/** Where the last attempt's work was kept (worktree mode: a commit on the task's branch), or null. */
-export interface GiveUpOutput {
-  keptOn: string | null;
-  /** Why the work could not be kept (the task is blocked all the same). */
-  keepError?: string;
-}
-
-export interface CommitInput {
-  agentId: string;
-  job: Job;
-  attempt: number;
-  treePath: string;
-  files: string[];
-  /** The tests passed (not only "no tests found"). */
-  verified: boolean;
-}
-export type CommitOutput =
-  | { kind: 'committed'; sha: string | null; files: string[] }
-  | { kind: 'conflict'; detail: string }
-  | { kind: 'review'; review: TaskReview };
-
-/** Merges (worktree) or commits in place (shared) a change a person approved. */
-export interface LandInput { agentId: string; job: Job }
-export type LandOutput = Exclude<CommitOutput, { kind: 'review' }>;
-
-/** Undoes the attempt a person rejected; `callKey`: that attempt's answer, for the correction prompt. */
-export interface DiscardInput { agentId: string; job: Job; treePath: string }
-export interface DiscardOutput { callKey: string }
-
-/** A cancelled job: its tree is removed (worktree mode; the branch stays). */
-export interface ReleaseInput { agentId: string; job: Job }
+/** Persisted snapshots of another version are not restored (README "Restarts lose nothing but time"). */
+export const WORKER_MACHINE_VERSION = 3;
 
 export interface WorkerInput { agentId: string; agentType: AgentType }
 
@@ -131,36 +85,23 @@ export interface WorkerContext {
 
 export type WorkerEvent = { type: 'ASSIGN'; job: Job } | { type: 'CANCEL' };
 
-/** Where a blocked task's last attempt went, as the end of its reason. */
-function keptWords(out: GiveUpOutput): string {
-  if (out.keptOn) return ` (the last attempt's work is kept on branch ${out.keptOn})`;
-  if (out.keepError) return ` (the last attempt's work could not be kept: ${out.keepError})`;
-  return '';
-}
-
-/** The output of the `xstate.done.actor.*` event a guard is looking at. */
-function outputOf<T>(event: unknown): T {
-  return (event as { output: T }).output;
-}
-
-function job(context: WorkerContext): Job {
-  if (!context.job) throw new Error('worker has no job');
-  return context.job;
-}
-
-/** Why a task whose only failing tests failed before any change completes unverified. */
-function preexistingDetail(tested: TestOutput | null): { detail?: string } {
-  const names = tested?.preexisting ?? [];
-  if (names.length === 0) return {};
-  return { detail: `not verified: only tests that already failed before any change still fail (${names.slice(0, 5).join('; ')}${names.length > 5 ? '; …' : ''})` };
-}
-
-function report(context: WorkerContext, outcome: WorkerOutcome): WorkerReportEvent {
-  const j = job(context);
-  return { type: 'WORKER.REPORT', agentId: context.agentId, taskId: j.taskId, key: j.key, epoch: j.epoch, outcome };
+/**
+ * The worker's state as events and views name it (`agent.state_changed`, an actor's `state`): the
+ * state itself — `generating`, `idle` — without the `working` parent that only groups transitions.
+ */
+export function workerStateName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value !== 'object' || value === null) return String(value);
+  const entries: [string, unknown][] = Object.entries(value);
+  const [parent, child] = entries[0] ?? ['idle', undefined];
+  return child === undefined ? parent : workerStateName(child);
 }
 
 const idleContext = { job: null, treePath: null, callKey: null, failure: null, files: [], tested: null, attempt: 0 };
+
+/** A guard's or an action's params: the output of the effect whose done event is being handled. */
+const output = <T,>({ event }: { event: { output: T } }): T => event.output;
+const tree = (context: WorkerContext): string => context.treePath ?? '';
 
 export const workerMachine = setup({
   types: {
@@ -182,38 +123,26 @@ export const workerMachine = setup({
   },
   guards: {
     canCorrect: ({ context }) => context.attempt - 1 < job(context).settings.maxCorrections,
-    isProposal: ({ event }) => outputOf<GenerateOutput>(event).kind === 'proposal',
-    isOverBudget: ({ event }) => outputOf<GenerateOutput>(event).kind === 'budget_exhausted',
-    filesApplied: ({ event }) => outputOf<ApplyOutput>(event).kind === 'applied',
+    isProposal: (_, out: GenerateOutput) => out.kind === 'proposal',
+    isOverBudget: (_, out: GenerateOutput) => out.kind === 'budget_exhausted',
+    /** A failed model call another attempt may get past (overloaded, a timeout); a fatal one is a fault. */
+    isTransient: (_, params: { error: unknown }) => !isFatalFault(params.error),
+    filesApplied: (_, out: ApplyOutput) => out.kind === 'applied',
     /** `no_tests` fails a test agent's attempt; other agents complete unverified. */
-    testsAccepted: ({ context, event }) => {
-      const out = outputOf<TestOutput>(event);
-      return testsAccepted(out.status, context.agentType) || (out.preexisting?.length ?? 0) > 0;
-    },
-    committed: ({ event }) => outputOf<CommitOutput>(event).kind === 'committed',
-    needsReview: ({ event }) => outputOf<CommitOutput>(event).kind === 'review',
+    testsAccepted: ({ context }, out: TestOutput) => testsAccepted(out.status, context.agentType) || (out.preexisting?.length ?? 0) > 0,
+    committed: (_, out: CommitOutput) => out.kind === 'committed',
+    needsReview: (_, out: CommitOutput) => out.kind === 'review',
     isLanding: ({ context }) => job(context).mode === 'land',
     isRevising: ({ context }) => job(context).mode === 'revise',
     hasGuidance: ({ context }) => job(context).guidance !== null,
-    isFatal: (_, params: { error: unknown }) => isFatalFault(params.error),
   },
   actions: {
     clearJob: assign(() => ({ ...idleContext })),
     takeJob: assign((_, job: Job) => ({ ...idleContext, job, attempt: Math.max(1, job.startAttempt) })),
+    takeTree: assign((_, out: PrepareOutput) => ({ treePath: out.treePath })),
     noteFailure: assign((_, failure: AttemptFailure) => ({ failure })),
-    announceAttempt: sendParent(({ context }): WorkerAttemptEvent => {
-      const j = job(context);
-      return { type: 'WORKER.ATTEMPT', agentId: context.agentId, taskId: j.taskId, key: j.key, epoch: j.epoch, attempt: context.attempt };
-    }),
-    reportFault: sendParent(({ context }, params: { error: unknown }) =>
-      report(context, { kind: 'failed', detail: faultMessage(params.error) }),
-    ),
-    reportCompleted: sendParent(({ context }, params: { commit: string | null; files: string[]; verified: boolean; detail?: string }) =>
-      report(context, { kind: 'completed', ...params }),
-    ),
-    reportConflict: sendParent(({ context }, params: { detail: string }) =>
-      report(context, { kind: 'blocked', reason: 'merge_conflict', detail: params.detail }),
-    ),
+    announceAttempt: sendParent(({ context }) => attemptOf(context)),
+    report: sendParent(({ context }, outcome: WorkerOutcome) => reportOf(context, outcome)),
   },
 }).createMachine({
   id: 'worker',
@@ -222,14 +151,14 @@ export const workerMachine = setup({
   states: {
     idle: {
       on: {
-        ASSIGN: { target: 'preparing', actions: { type: 'takeJob', params: ({ event }) => event.job } },
+        ASSIGN: { target: 'working', actions: { type: 'takeJob', params: ({ event }) => event.job } },
       },
     },
     releasing: {
       // Cancelled: the task's tree is removed. The worker is free at once (the lead may assign
       // the next job before the removal is done; git's worktree commands are queued anyway).
       on: {
-        ASSIGN: { target: 'preparing', actions: { type: 'takeJob', params: ({ event }) => event.job } },
+        ASSIGN: { target: 'working', actions: { type: 'takeJob', params: ({ event }) => event.job } },
       },
       invoke: {
         src: 'release',
@@ -238,309 +167,194 @@ export const workerMachine = setup({
         onError: { target: 'idle', actions: 'clearJob' },
       },
     },
-    preparing: {
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'prepare',
-        input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
-        onDone: [
-          { guard: 'isLanding', target: 'landing', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
-          { guard: 'isRevising', target: 'discarding', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
-          { target: 'generating', actions: assign(({ event }) => ({ treePath: event.output.treePath })) },
-        ],
-        onError: {
+    working: {
+      initial: 'preparing',
+      on: {
+        CANCEL: 'releasing',
+        // Any effect that threw (the workspace gone or read-only, a fatal model error): no
+        // correction can fix that. The task fails with the reason.
+        'xstate.error.actor.*': {
           target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
+          actions: [{ type: 'report', params: ({ event }: { event: object }) => faulted(errorOf(event)) }, 'clearJob'],
         },
       },
-    },
-    landing: {
-      // A person approved the change under review: merge it (it was tested before the review).
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'land',
-        input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
-        onDone: [
-          {
-            guard: 'committed',
-            target: 'idle',
-            actions: [
+      states: {
+        preparing: {
+          invoke: {
+            src: 'prepare',
+            input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
+            onDone: [
+              { guard: 'isLanding', target: 'landing', actions: { type: 'takeTree', params: output } },
+              { guard: 'isRevising', target: 'discarding', actions: { type: 'takeTree', params: output } },
+              { target: 'generating', actions: { type: 'takeTree', params: output } },
+            ],
+          },
+        },
+        landing: {
+          // A person approved the change under review: merge it (it was tested before the review).
+          invoke: {
+            src: 'land',
+            input: ({ context }) => ({ agentId: context.agentId, job: job(context) }),
+            onDone: [
               {
-                type: 'reportCompleted',
-                params: ({ context, event }) => {
-                  const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
-                  // Tested before the review; verified only if the test setup was the project's own.
-                  return { commit: out.sha, files: out.files, verified: job(context).review?.verified ?? false };
-                },
+                guard: { type: 'committed', params: output },
+                target: '#worker.idle',
+                actions: [{ type: 'report', params: ({ context, event }) => landed(context, only(event.output, 'committed')) }, 'clearJob'],
               },
-              'clearJob',
-            ],
-          },
-          {
-            target: 'idle',
-            actions: [{ type: 'reportConflict', params: ({ event }) => ({ detail: (event.output as { detail: string }).detail }) }, 'clearJob'],
-          },
-        ],
-        onError: {
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-        },
-      },
-    },
-    discarding: {
-      // A person rejected the change: the tree goes back to where it was before that attempt.
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'discard',
-        input: ({ context }) => ({ agentId: context.agentId, job: job(context), treePath: context.treePath ?? '' }),
-        onDone: [
-          {
-            guard: 'hasGuidance',
-            target: 'correcting',
-            actions: assign(({ context, event }) => ({
-              callKey: event.output.callKey,
-              failure: {
-                kind: 'review_rejected' as const,
-                summary: `A person reviewed your change and rejected it; it has been undone. Their guidance: ${job(context).guidance ?? ''}`,
-              },
-            })),
-          },
-          {
-            target: 'idle',
-            actions: [
-              sendParent(({ context }) =>
-                report(context, { kind: 'blocked', reason: 'review_rejected', detail: 'rejected in review: the change was discarded' }),
-              ),
-              'clearJob',
-            ],
-          },
-        ],
-        onError: {
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-        },
-      },
-    },
-    generating: {
-      entry: 'announceAttempt',
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'generate',
-        input: ({ context }) => ({
-          agentId: context.agentId,
-          agentType: context.agentType,
-          job: job(context),
-          attempt: context.attempt,
-          treePath: context.treePath ?? '',
-          failure: context.failure,
-          previousCallKey: context.callKey,
-        }),
-        onDone: [
-          {
-            guard: 'isProposal',
-            target: 'applying',
-            actions: assign(({ event }) => ({ callKey: (event.output as { callKey: string }).callKey })),
-          },
-          {
-            guard: 'isOverBudget',
-            target: 'idle',
-            actions: [
-              sendParent(({ context, event }) => {
-                const out = event.output as Extract<GenerateOutput, { kind: 'budget_exhausted' }>;
-                return report(context, { kind: 'budget_exhausted', spentUsd: out.spentUsd, budgetUsd: out.budgetUsd });
-              }),
-              'clearJob',
-            ],
-          },
-          {
-            // An answer that is not a valid write_files call: a failed attempt, not a crash.
-            target: 'evaluating',
-            actions: assign(({ event }) => {
-              const out = event.output as Extract<GenerateOutput, { kind: 'invalid' }>;
-              return { callKey: out.callKey, failure: { kind: 'invalid_answer' as const, summary: out.reason } };
-            }),
-          },
-        ],
-        onError: [
-          {
-            guard: { type: 'isFatal', params: ({ event }) => ({ error: event.error }) },
-            target: 'idle',
-            actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-          },
-          {
-            target: 'evaluating',
-            actions: {
-              type: 'noteFailure',
-              params: ({ event }) => ({ kind: 'model_error', summary: `model call failed: ${faultMessage(event.error)}` }),
-            },
-          },
-        ],
-      },
-    },
-    applying: {
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'apply',
-        input: ({ context }) => ({
-          agentId: context.agentId,
-          job: job(context),
-          attempt: context.attempt,
-          treePath: context.treePath ?? '',
-          callKey: context.callKey ?? '',
-        }),
-        onDone: [
-          {
-            guard: 'filesApplied',
-            target: 'testing',
-            actions: assign(({ context, event }) => {
-              const files = (event.output as { files: string[] }).files;
-              return { files: [...new Set([...context.files, ...files])] };
-            }),
-          },
-          {
-            target: 'evaluating',
-            actions: {
-              type: 'noteFailure',
-              params: ({ event }) => ({
-                kind: 'files_rejected',
-                summary: `files refused: ${(event.output as { reason: string }).reason}`,
-              }),
-            },
-          },
-        ],
-        onError: {
-          // The workspace layer returns refusals as data; a thrown error means the workspace
-          // itself is unusable (gone, read-only): no correction can fix that.
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-        },
-      },
-    },
-    testing: {
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'test',
-        input: ({ context }) => ({
-          agentId: context.agentId,
-          agentType: context.agentType,
-          job: job(context),
-          attempt: context.attempt,
-          treePath: context.treePath ?? '',
-        }),
-        onDone: [
-          {
-            guard: 'testsAccepted',
-            target: 'committing',
-            actions: assign(({ event }) => ({ tested: event.output })),
-          },
-          {
-            target: 'evaluating',
-            actions: {
-              type: 'noteFailure',
-              params: ({ event }) => ({ kind: 'tests_failed', summary: event.output.summary, excerpt: event.output.excerpt }),
-            },
-          },
-        ],
-        onError: {
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-        },
-      },
-    },
-    evaluating: {
-      always: [{ guard: 'canCorrect', target: 'correcting' }, { target: 'exhausted' }],
-    },
-    correcting: {
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'correct',
-        input: ({ context }) => ({
-          agentId: context.agentId,
-          job: job(context),
-          correction: context.attempt,
-          failure: context.failure ?? { kind: 'model_error', summary: 'unknown failure' },
-        }),
-        onDone: { target: 'generating', actions: assign(({ context }) => ({ attempt: context.attempt + 1 })) },
-        onError: {
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-        },
-      },
-    },
-    exhausted: {
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'giveUp',
-        input: ({ context }) => ({
-          agentId: context.agentId,
-          job: job(context),
-          correction: context.attempt - 1,
-          failure: context.failure ?? { kind: 'model_error', summary: 'unknown failure' },
-        }),
-        onDone: {
-          target: 'idle',
-          actions: [
-            sendParent(({ context, event }) =>
-              report(context, {
-                kind: 'blocked',
-                reason: 'attempts_exhausted',
-                detail: `${context.attempt} attempt(s) failed; last: ${context.failure?.summary ?? 'unknown'}${keptWords(event.output)}`,
-              }),
-            ),
-            'clearJob',
-          ],
-        },
-        onError: {
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
-        },
-      },
-    },
-    committing: {
-      on: { CANCEL: 'releasing' },
-      invoke: {
-        src: 'commit',
-        input: ({ context }) => ({
-          agentId: context.agentId,
-          job: job(context),
-          attempt: context.attempt,
-          treePath: context.treePath ?? '',
-          files: context.files,
-          verified: context.tested?.status === 'passed',
-        }),
-        onDone: [
-          {
-            guard: 'committed',
-            target: 'idle',
-            actions: [
               {
-                type: 'reportCompleted',
-                params: ({ context, event }) => {
-                  const out = event.output as Extract<CommitOutput, { kind: 'committed' }>;
-                  return { commit: out.sha, files: out.files, verified: context.tested?.status === 'passed', ...preexistingDetail(context.tested) };
-                },
+                target: '#worker.idle',
+                actions: [{ type: 'report', params: ({ event }) => conflicted(only(event.output, 'conflict')) }, 'clearJob'],
               },
-              'clearJob',
             ],
           },
-          {
-            // Tests passed, but the change touches what decides the tests (or the project reviews
-            // everything): it waits for a person instead of landing.
-            guard: 'needsReview',
-            target: 'idle',
-            actions: [
-              sendParent(({ context, event }) => report(context, { kind: 'review', review: (event.output as { review: TaskReview }).review })),
-              'clearJob',
+        },
+        discarding: {
+          // A person rejected the change: the tree goes back to where it was before that attempt.
+          invoke: {
+            src: 'discard',
+            input: ({ context }) => ({ agentId: context.agentId, job: job(context), treePath: tree(context) }),
+            onDone: [
+              {
+                guard: 'hasGuidance',
+                target: 'correcting',
+                actions: assign(({ context, event }) => ({ callKey: event.output.callKey, failure: reviewRejected(job(context)) })),
+              },
+              { target: '#worker.idle', actions: [{ type: 'report', params: REJECTED_WITHOUT_GUIDANCE }, 'clearJob'] },
             ],
           },
-          {
-            target: 'idle',
-            actions: [{ type: 'reportConflict', params: ({ event }) => ({ detail: (event.output as { detail: string }).detail }) }, 'clearJob'],
+        },
+        generating: {
+          entry: 'announceAttempt',
+          invoke: {
+            src: 'generate',
+            input: ({ context }) => ({
+              agentId: context.agentId,
+              agentType: context.agentType,
+              job: job(context),
+              attempt: context.attempt,
+              treePath: tree(context),
+              failure: context.failure,
+              previousCallKey: context.callKey,
+            }),
+            onDone: [
+              {
+                guard: { type: 'isProposal', params: output },
+                target: 'applying',
+                actions: assign(({ event }) => ({ callKey: only(event.output, 'proposal').callKey })),
+              },
+              {
+                guard: { type: 'isOverBudget', params: output },
+                target: '#worker.idle',
+                actions: [{ type: 'report', params: ({ event }) => overBudget(only(event.output, 'budget_exhausted')) }, 'clearJob'],
+              },
+              {
+                // An answer that is not a valid write_files call: a failed attempt, not a crash.
+                target: 'evaluating',
+                actions: assign(({ event }) => {
+                  const out = only(event.output, 'invalid');
+                  return { callKey: out.callKey, failure: invalidAnswer(out) };
+                }),
+              },
+            ],
+            // A fatal model error (a refused key) is left to `working`'s fault transition.
+            onError: {
+              guard: { type: 'isTransient', params: ({ event }) => ({ error: event.error }) },
+              target: 'evaluating',
+              actions: { type: 'noteFailure', params: ({ event }) => modelError(event.error) },
+            },
           },
-        ],
-        onError: {
-          target: 'idle',
-          actions: [{ type: 'reportFault', params: ({ event }) => ({ error: event.error }) }, 'clearJob'],
+        },
+        applying: {
+          // The workspace layer returns refusals as data; a thrown error (a fault) means the
+          // workspace itself is unusable.
+          invoke: {
+            src: 'apply',
+            input: ({ context }) => ({
+              agentId: context.agentId,
+              job: job(context),
+              attempt: context.attempt,
+              treePath: tree(context),
+              callKey: context.callKey ?? '',
+            }),
+            onDone: [
+              {
+                guard: { type: 'filesApplied', params: output },
+                target: 'testing',
+                actions: assign(({ context, event }) => ({ files: [...new Set([...context.files, ...only(event.output, 'applied').files])] })),
+              },
+              {
+                target: 'evaluating',
+                actions: { type: 'noteFailure', params: ({ event }) => filesRefused(only(event.output, 'rejected').reason) },
+              },
+            ],
+          },
+        },
+        testing: {
+          invoke: {
+            src: 'test',
+            input: ({ context }) => ({
+              agentId: context.agentId,
+              agentType: context.agentType,
+              job: job(context),
+              attempt: context.attempt,
+              treePath: tree(context),
+            }),
+            onDone: [
+              { guard: { type: 'testsAccepted', params: output }, target: 'committing', actions: assign(({ event }) => ({ tested: event.output })) },
+              { target: 'evaluating', actions: { type: 'noteFailure', params: ({ event }) => testsFailed(event.output) } },
+            ],
+          },
+        },
+        evaluating: {
+          always: [{ guard: 'canCorrect', target: 'correcting' }, { target: 'exhausted' }],
+        },
+        correcting: {
+          invoke: {
+            src: 'correct',
+            input: ({ context }) => ({ agentId: context.agentId, job: job(context), correction: context.attempt, failure: lastFailure(context) }),
+            onDone: { target: 'generating', actions: assign(({ context }) => ({ attempt: context.attempt + 1 })) },
+          },
+        },
+        exhausted: {
+          invoke: {
+            src: 'giveUp',
+            input: ({ context }) => ({ agentId: context.agentId, job: job(context), correction: context.attempt - 1, failure: lastFailure(context) }),
+            onDone: {
+              target: '#worker.idle',
+              actions: [{ type: 'report', params: ({ context, event }) => exhausted(context, event.output) }, 'clearJob'],
+            },
+          },
+        },
+        committing: {
+          invoke: {
+            src: 'commit',
+            input: ({ context }) => ({
+              agentId: context.agentId,
+              job: job(context),
+              attempt: context.attempt,
+              treePath: tree(context),
+              files: context.files,
+              verified: context.tested?.status === 'passed',
+            }),
+            onDone: [
+              {
+                guard: { type: 'committed', params: output },
+                target: '#worker.idle',
+                actions: [{ type: 'report', params: ({ context, event }) => committed(context, only(event.output, 'committed')) }, 'clearJob'],
+              },
+              {
+                // Tests passed, but the change touches what decides the tests (or the project
+                // reviews everything): it waits for a person instead of landing.
+                guard: { type: 'needsReview', params: output },
+                target: '#worker.idle',
+                actions: [{ type: 'report', params: ({ event }) => ({ kind: 'review', review: only(event.output, 'review').review }) }, 'clearJob'],
+              },
+              {
+                target: '#worker.idle',
+                actions: [{ type: 'report', params: ({ event }) => conflicted(only(event.output, 'conflict')) }, 'clearJob'],
+              },
+            ],
+          },
         },
       },
     },

@@ -152,7 +152,7 @@ describe('the service over HTTP', () => {
     ws.on('message', (data: WebSocket.RawData) => {
       const msg = JSON.parse((data as Buffer).toString('utf8')) as (typeof received)[number];
       received.push(msg);
-      if (msg.type === '@xstate.snapshot' && msg.snapshot?.value === 'committing') sawWorkerCommit.resolve();
+      if (msg.type === '@xstate.snapshot' && JSON.stringify(msg.snapshot?.value) === '{"working":"committing"}') sawWorkerCommit.resolve();
     });
     const projectId = await newProject(s);
     await s.api('POST', `/api/projects/${projectId}/tasks`, { tasks: [{ key: 'a', title: 'Server code', description: '' }] });

@@ -242,7 +242,7 @@ describe('runs and control', () => {
 
     const actors = (await t.json<{ actors: Json[] }>('GET', `${base}/actors`)).body.actors;
     expect(actors.map((a) => a.id)).toEqual(['backend-1', 'lead']);
-    expect(actors[1]).toMatchObject({ kind: 'lead', machine: 'lead', machineVersion: 2, state: 'completed', status: 'done' });
+    expect(actors[1]).toMatchObject({ kind: 'lead', machine: 'lead', machineVersion: 3, state: 'completed', status: 'done' });
     expect(Object.keys(actors[0]!).sort()).toEqual(['agentType', 'id', 'kind', 'machine', 'machineVersion', 'state', 'status', 'updatedAt'].sort());
     const lead = await t.json('GET', `${base}/actors/lead`);
     expect(lead.body).toMatchObject({ id: 'lead', snapshot: { value: 'completed' } });
@@ -276,12 +276,15 @@ describe('machines', () => {
   it('lists the machines, serves toJSON() and a mermaid stateDiagram-v2', async () => {
     t = await startTestApp(ok);
     expect((await t.json('GET', '/api/machines')).body).toEqual([
-      { name: 'lead', version: 2 },
-      { name: 'worker', version: 2 },
+      { name: 'lead', version: 3 },
+      { name: 'worker', version: 3 },
     ]);
     const worker = (await t.json<Json>('GET', '/api/machines/worker')).body;
     expect(worker).toMatchObject({ id: 'worker', initial: expect.anything() as unknown });
-    expect(Object.keys(worker.states as Json)).toEqual(expect.arrayContaining(['idle', 'generating', 'applying', 'testing', 'correcting']));
+    // The working states share one parent (`working`) with their CANCEL and fault transitions.
+    const states = worker.states as Record<string, Json>;
+    expect(Object.keys(states)).toEqual(expect.arrayContaining(['idle', 'releasing', 'working']));
+    expect(Object.keys(states.working!.states as Json)).toEqual(expect.arrayContaining(['generating', 'applying', 'testing', 'correcting']));
     const mermaid = await t.request('GET', '/api/machines/lead?format=mermaid');
     expect(mermaid.headers.get('content-type')).toMatch(/^text\/plain/);
     expect((await mermaid.text()).split('\n')[0]).toBe('stateDiagram-v2');

@@ -100,7 +100,7 @@ describe('inspection stream', () => {
     await t.model.waitForRequest(() => true);
     const res = await t.request('GET', `/api/projects/${id}/inspect`);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const textPromise = readSse(res, (s) => parseFrames(s).some((f) => f.event === '@xstate.snapshot' && (JSON.parse(f.data) as { snapshot?: { value?: unknown } }).snapshot?.value === 'committing'));
+    const textPromise = readSse(res, (s) => parseFrames(s).some((f) => f.event === '@xstate.snapshot' && JSON.stringify((JSON.parse(f.data) as { snapshot?: { value?: unknown } }).snapshot?.value) === '{"working":"committing"}'));
     release.resolve();
     const frames = parseFrames(await textPromise).map((f) => ({ event: f.event, data: JSON.parse(f.data) as Record<string, unknown> }));
     const actors = frames.filter((f) => f.event === '@xstate.actor').map((f) => f.data);

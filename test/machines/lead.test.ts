@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, waitFor } from 'xstate';
+import { createActor, waitFor, type StateValue } from 'xstate';
 import { fakeLead, settings, task } from '../support/fake-effects.ts';
+import { workerStateName } from '../../src/machines/worker.ts';
 
 const final = (s: { status: string; value: unknown }) => s.status === 'done' || (typeof s.value === 'object' && s.value !== null && 'blocked' in s.value);
 
@@ -100,8 +101,8 @@ describe('lead machine (fake effects)', () => {
     h.actor.start();
     const effect = ({ generating: 'generate', applying: 'apply', testing: 'test', correcting: 'correct' } as const)[state];
     const call = await h.started(effect, 'a');
-    const worker = h.actor.getSnapshot().children['backend-1'] as { getSnapshot(): { value: unknown } };
-    expect(worker.getSnapshot().value).toBe(state);
+    const worker = h.actor.getSnapshot().children['backend-1'] as { getSnapshot(): { value: StateValue } };
+    expect(workerStateName(worker.getSnapshot().value)).toBe(state);
     h.actor.send({ type: 'CANCEL' });
     expect(call.aborted).toBe(true);
     const snap = await waitFor(h.actor, (s) => s.status === 'done');
@@ -343,8 +344,8 @@ describe('lead machine (fake effects)', () => {
     const snap = restored.getSnapshot();
     expect(snap.value).toEqual(h.actor.getSnapshot().value);
     expect(snap.context.tasks.a!.status).toBe('in_progress');
-    const worker = snap.children['backend-1'] as { getSnapshot(): { value: unknown } } | undefined;
-    expect(worker?.getSnapshot().value).toBe('generating');
+    const worker = snap.children['backend-1'] as { getSnapshot(): { value: StateValue } } | undefined;
+    expect(worker?.getSnapshot().value).toEqual({ working: 'generating' });
     expect(JSON.parse(JSON.stringify(restored.getPersistedSnapshot()))).toEqual(persisted);
     restored.stop();
   });

@@ -7,7 +7,7 @@ import { getShortestPaths, getSimplePaths, type StatePath } from '@xstate/graph'
 import { createActor, type EventObject, type SnapshotFrom } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { leadMachine } from '../../src/machines/lead.ts';
-import { workerMachine, type TestOutput } from '../../src/machines/worker.ts';
+import { workerMachine, workerStateName, type TestOutput } from '../../src/machines/worker.ts';
 import { testsAccepted, type AgentType, type Job, type JobSettings, type TaskReview, type WorkerOutcome } from '../../src/machines/types.ts';
 import { settings, task } from '../support/fake-effects.ts';
 import { doneEvent, errorEvent, invokeId, pureMachine, stateKey, walk, type Walked } from '../support/machine-paths.ts';
@@ -51,7 +51,9 @@ const JOBS = [
 ];
 
 const WORKING = ['preparing', 'generating', 'applying', 'testing', 'correcting', 'exhausted', 'committing', 'landing', 'discarding'] as const;
-const id = (state: string) => invokeId(workerMachine, `worker.${state}`);
+const id = (state: string) => invokeId(workerMachine, state === 'releasing' ? 'worker.releasing' : `worker.working.${state}`);
+/** A worker snapshot's state by name (`generating`, not `{ working: 'generating' }`). */
+const nameOf = (s: WorkerSnapshot) => workerStateName(s.value);
 const fault = { message: 'disk gone' };
 const TEST_OUTPUTS: TestOutput[] = [
   { status: 'passed', summary: 'ok', excerpt: '' },
@@ -93,9 +95,10 @@ const OUTCOMES: Record<string, AnyEvent[]> = {
 };
 
 function workerEvents(s: WorkerSnapshot): AnyEvent[] {
-  if (s.value === 'idle') return JOBS.map((j) => ({ type: 'ASSIGN', job: j }));
-  const outcomes = OUTCOMES[s.value] ?? [];
-  return s.value === 'releasing' ? outcomes : [...outcomes, { type: 'CANCEL' }];
+  const name = nameOf(s);
+  if (name === 'idle') return JOBS.map((j) => ({ type: 'ASSIGN', job: j }));
+  const outcomes = OUTCOMES[name] ?? [];
+  return name === 'releasing' ? outcomes : [...outcomes, { type: 'CANCEL' }];
 }
 
 /**
@@ -104,11 +107,11 @@ function workerEvents(s: WorkerSnapshot): AnyEvent[] {
  */
 function workerPaths(agentType: AgentType) {
   const pure = pureMachine(workerMachine, { agentId: `${agentType}-1`, agentType });
-  const ended = (s: WorkerSnapshot) => s.value === 'idle' && s !== pure.initial;
+  const ended = (s: WorkerSnapshot) => nameOf(s) === 'idle' && s !== pure.initial;
   const options = {
     events: workerEvents as (s: WorkerSnapshot) => never[],
     fromState: pure.initial,
-    serializeState: (s: WorkerSnapshot, e: unknown) => (s.value === 'idle' && e !== undefined ? 'idle:end' : stateKey(s)),
+    serializeState: (s: WorkerSnapshot, e: unknown) => (nameOf(s) === 'idle' && e !== undefined ? 'idle:end' : stateKey(s)),
     stopWhen: ended,
   };
   const paths = getSimplePaths(pure.logic, { ...options, toState: ended }) as StatePath<WorkerSnapshot, AnyEvent>[];
@@ -124,14 +127,14 @@ const model = Object.fromEntries(TYPES.map((t) => [t, workerPaths(t)])) as Recor
 const reportsOf = (step: Walked<WorkerSnapshot, AnyEvent>) =>
   step.sent.filter((e): e is EventObject & { outcome: WorkerOutcome } => e.type === 'WORKER.REPORT');
 const describePath = (path: Walked<WorkerSnapshot, AnyEvent>[]) =>
-  path.map((s) => `${s.event.type.replace(/\.0\.worker\./, ' ')}${s.event.output ? ` ${JSON.stringify(s.event.output)}` : ''} → ${JSON.stringify(s.state.value)}`).join('\n  ');
+  path.map((s) => `${s.event.type.replace(/\.0\.worker\.(working\.)?/, ' ')}${s.event.output ? ` ${JSON.stringify(s.event.output)}` : ''} → ${nameOf(s.state)}`).join('\n  ');
 
 describe.each(TYPES)('worker paths (%s agent)', (agentType) => {
   const { walked, states, pure } = model[agentType];
 
   it('generates every job path through every working state', () => {
     expect(walked.length).toBeGreaterThan(500);
-    const visited = new Set(walked.flatMap((p) => p.map((s) => s.state.value)));
+    const visited = new Set(walked.flatMap((p) => p.map((s) => nameOf(s.state))));
     for (const state of [...WORKING, 'releasing', 'idle']) expect(visited, state).toContain(state);
   });
 
@@ -146,12 +149,12 @@ describe.each(TYPES)('worker paths (%s agent)', (agentType) => {
         if (step.event.type === `xstate.done.actor.${id('testing')}`) tested = output as TestOutput;
         const accepted = tested !== null && (testsAccepted(tested.status, agentType) || (tested.preexisting?.length ?? 0) > 0);
         const why = `path:\n  ${describePath(path)}`;
-        if (step.state.value === 'committing') expect(accepted, why).toBe(true);
+        if (nameOf(step.state) === 'committing') expect(accepted, why).toBe(true);
         for (const report of reportsOf(step)) {
           if (report.outcome.kind !== 'completed') continue;
           if (j.mode === 'land') {
             // Tested before the review: verified only as the review says.
-            expect(step.before.value, why).toBe('landing');
+            expect(nameOf(step.before), why).toBe('landing');
             expect(report.outcome.verified, why).toBe(j.review?.verified);
           } else {
             expect(accepted, why).toBe(true);
@@ -163,30 +166,30 @@ describe.each(TYPES)('worker paths (%s agent)', (agentType) => {
   });
 
   it('CANCEL from every working state leads to idle through releasing, with no effect left running', () => {
-    const working = states.filter((s) => (WORKING as readonly string[]).includes(s.value));
+    const working = states.filter((s) => (WORKING as readonly string[]).includes(nameOf(s)));
     expect(working.length).toBeGreaterThan(50);
     for (const s of working) {
-      expect(Object.keys(s.children), stateKey(s)).toEqual([id(s.value)]);
+      expect(Object.keys(s.children), stateKey(s)).toEqual([id(nameOf(s))]);
       const released = pure.transition(s, { type: 'CANCEL' });
-      expect(released.value, stateKey(s)).toBe('releasing');
+      expect(nameOf(released), stateKey(s)).toBe('releasing');
       expect(Object.keys(released.children)).toEqual([id('releasing')]);
       for (const end of OUTCOMES.releasing!) {
         const idle = pure.transition(released, end);
-        expect(idle.value).toBe('idle');
+        expect(nameOf(idle)).toBe('idle');
         expect(idle.children).toEqual({});
         expect(idle.context.job).toBeNull();
       }
       // The next job may come before the release is done: only its preparation runs.
       const next = pure.transition(released, { type: 'ASSIGN', job: job('next') } as AnyEvent);
-      expect(next.value).toBe('preparing');
+      expect(nameOf(next)).toBe('preparing');
       expect(Object.keys(next.children)).toEqual([id('preparing')]);
     }
     // And on every generated path: idle has no effect running, any other state exactly its own.
     for (const path of walked) {
       for (const step of path) {
-        const expected = step.state.value === 'idle' ? [] : [id(step.state.value)];
+        const expected = nameOf(step.state) === 'idle' ? [] : [id(nameOf(step.state))];
         expect(Object.keys(step.state.children), describePath(path)).toEqual(expected);
-        if (step.event.type === 'CANCEL') expect(step.state.value).toBe('releasing');
+        if (step.event.type === 'CANCEL') expect(nameOf(step.state)).toBe('releasing');
       }
     }
   });

@@ -3,12 +3,13 @@
  * script. Each generation can be held open (a hanging model call) and records whether its
  * AbortSignal fired.
  */
-import { createActor, fromPromise, type Actor } from 'xstate';
+import { createActor, fromPromise, type Actor, type StateValue } from 'xstate';
 import type { Intent, IntentResult } from '../../src/machines/lead-logic.ts';
 import { leadMachine, type LeadInput, type LeadSettings, type PersistInput, type PersistOutput, type PlanInput, type PlanOutput, type PreflightInput, type PreflightOutput } from '../../src/machines/lead.ts';
 import type { Job, TaskView, TestStatus } from '../../src/machines/types.ts';
 import {
   workerMachine,
+  workerStateName,
   type ApplyInput,
   type CommitInput,
   type DiscardInput,
@@ -246,8 +247,9 @@ export function fakeLead(input: Omit<LeadInput, 'projectId' | 'runId' | 'goal' |
     inspect: (ev) => {
       if (ev.type !== '@xstate.snapshot') return;
       const id = (ev.actorRef as unknown as { id: string }).id;
-      const value = (ev.snapshot as { value?: unknown }).value;
-      if (!/^(backend|frontend|test)-\d+$/.test(id) || value === undefined) return;
+      const raw = (ev.snapshot as { value?: StateValue }).value;
+      if (!/^(backend|frontend|test)-\d+$/.test(id) || raw === undefined) return;
+      const value = workerStateName(raw);
       const list = (workerStates[id] ??= []);
       if (list.at(-1) !== value) list.push(value);
     },

@@ -135,6 +135,13 @@ export function activeStates(def: StateDef, value: unknown): Set<string> {
     if (typeof v === 'string') {
       const child = node.states?.[v];
       if (child) active.add(child.id);
+      // A worker's state is reported by its name alone (`generating`), without the `working`
+      // parent that groups the working states: light the one compound child that holds it.
+      const holder = child ? undefined : Object.values(node.states ?? {}).find((c) => c.states?.[v]);
+      if (holder) {
+        active.add(holder.id);
+        visit(holder, v);
+      }
       return;
     }
     if (v === null || typeof v !== 'object') return;

@@ -16,7 +16,7 @@ import type { Outbox } from '../../events/outbox.ts';
 import { event, type NewEvent } from '../../events/types.ts';
 import type { Logger } from '../../logger.ts';
 import { LEAD_MACHINE_VERSION } from '../../machines/lead.ts';
-import { WORKER_MACHINE_VERSION } from '../../machines/worker.ts';
+import { WORKER_MACHINE_VERSION, workerStateName } from '../../machines/worker.ts';
 import type { Companion } from './lead-writer.ts';
 import { isLeaseLost } from './leases.ts';
 
@@ -36,6 +36,8 @@ interface ObservedSnapshot {
 
 /** The lead's `writer` region toggles on every batch: it is bookkeeping, not news. */
 export function reportedState(kind: 'lead' | 'worker', value: unknown): unknown {
+  // A worker's state by its name (`generating`), not under the `working` parent that groups them.
+  if (kind === 'worker') return value === undefined ? value : workerStateName(value);
   if (kind !== 'lead' || typeof value !== 'object' || value === null) return value;
   const active = (value as { active?: unknown }).active;
   if (typeof active !== 'object' || active === null) return value;
@@ -203,7 +205,7 @@ export class SnapshotWriter {
       agentType: kind === 'worker' ? ((context.agentType as string | undefined) ?? null) : null,
       machine: kind,
       machineVersion: kind === 'lead' ? LEAD_MACHINE_VERSION : WORKER_MACHINE_VERSION,
-      state: snapshot.value ?? null,
+      state: kind === 'worker' ? (reportedState(kind, snapshot.value) ?? null) : (snapshot.value ?? null),
       status: snapshot.status,
       taskId: busy ? (job?.taskId ?? null) : null,
       attempt: busy ? ((context.attempt as number | undefined) ?? null) : null,
