@@ -55,6 +55,8 @@ const MAX_BUFFERED = 10_000;
 
 export class EventBus {
   private lastSeq = 0;
+  /** Last seqs of this process's commits under way (see `expect`). */
+  private readonly own = new Set<number>();
   private readonly subscribers = new Set<Subscriber>();
   private fetching: Promise<void> | null = null;
   private fetchAgain = false;
@@ -83,7 +85,7 @@ export class EventBus {
         // commits, mostly) needs no read.
         (payload) => {
           const seq = Number(payload);
-          if (!(Number.isSafeInteger(seq) && seq <= this.lastSeq)) this.hint();
+          if (!(Number.isSafeInteger(seq) && (seq <= this.lastSeq || this.own.has(seq)))) this.hint();
         },
         () => this.hint(),
       );
@@ -104,8 +106,24 @@ export class EventBus {
     return readLastSeq(this.store.db);
   }
 
+  /**
+   * Called once a transaction of this process appended `events`, before it commits: the NOTIFY
+   * of that commit (its last seq) is this process's own, and `published` will dispatch it.
+   */
+  expect(events: readonly TroupeEvent[]): void {
+    const last = events.at(-1);
+    if (last) this.own.add(last.seq);
+  }
+
+  /** The commit of `events` failed or was never acknowledged: returns whether they were expected. */
+  unexpect(events: readonly TroupeEvent[]): boolean {
+    const last = events.at(-1);
+    return last !== undefined && this.own.delete(last.seq);
+  }
+
   /** Called after a transaction that appended `events` has committed. Never throws. */
   published(events: readonly TroupeEvent[]): void {
+    this.unexpect(events);
     const fresh = events.filter((e) => e.seq > this.lastSeq);
     if (fresh.length === 0) return;
     if (this.fetching === null && fresh[0]!.seq === this.lastSeq + 1 && isContiguous(fresh)) {

@@ -67,11 +67,16 @@ export class Outbox {
           throw new ReplayedWrite();
         }
         stored = await appendEvents(tx, this.store.kind, pending, write?.key);
+        // The commit's NOTIFY may come back before the commit's own answer: it is ours, and
+        // `publish` dispatches it (no read of the log for it).
+        this.bus.expect(stored);
         return value;
       });
       await this.publish(stored);
       return result;
     } catch (e) {
+      // Appended, and then the commit failed (or its answer was lost): whatever it left, the feed reads.
+      if (this.bus.unexpect(stored)) this.bus.hint();
       if (!(e instanceof ReplayedWrite) || replayed === null) throw e;
       // The committed events were never published by this process: the feed reads them.
       this.bus.hint();
