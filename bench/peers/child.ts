@@ -4,9 +4,6 @@
  * IPC by `index.ts`. Each `run` message runs one batch of loops and answers with its wall time,
  * the statements it sent and the tuples it wrote (counters flushed before and after).
  */
-import { openFloor } from './floor.ts';
-import { openLanggraph } from './langgraph.ts';
-import { openTroupe } from './troupe.ts';
 import { readFileSync } from 'node:fs';
 import type { Tally } from './statements.ts';
 import { rowsBetween, type Rows, type Side } from './work.ts';
@@ -19,7 +16,12 @@ export type Reply =
   | { type: 'result'; ms: number; statements: number; detail?: Record<string, Tally>; rows: Rows; peakRssKiB: number }
   | { type: 'error'; message: string };
 
-const OPEN: Record<SideName, (url: string) => Promise<Side>> = { floor: openFloor, troupe: openTroupe, langgraph: openLanggraph };
+/** Each side loads only its own modules: the floor's RSS holds no Troupe or LangGraph code. */
+const OPEN: Record<SideName, (url: string) => Promise<Side>> = {
+  floor: async (url) => (await import('./floor.ts')).openFloor(url),
+  troupe: async (url) => (await import('./troupe.ts')).openTroupe(url),
+  langgraph: async (url) => (await import('./langgraph.ts')).openLanggraph(url),
+};
 
 /**
  * This process's peak RSS: `VmHWM` (Linux), which starts afresh at exec. (`getrusage`'s maxRSS
