@@ -13,7 +13,7 @@ export type SideName = 'floor' | 'troupe' | 'langgraph';
 export type Request = { type: 'run'; round: number; tasks: number; concurrency: number } | { type: 'close' };
 export type Reply =
   | { type: 'ready' }
-  | { type: 'result'; ms: number; statements: number; detail?: Record<string, Tally>; rows: Rows; peakRssKiB: number }
+  | { type: 'result'; ms: number; cpuMs: number; statements: number; detail?: Record<string, Tally>; rows: Rows; peakRssKiB: number }
   | { type: 'error'; message: string };
 
 /** Each side loads only its own modules: the floor's RSS holds no Troupe or LangGraph code. */
@@ -53,11 +53,13 @@ async function main(): Promise<void> {
       }
       await side.flushStats();
       const before = await side.rows();
+      const cpu = process.cpuUsage();
       const { ms, statements, detail } = await side.run(message.round, message.tasks, message.concurrency);
+      const used = process.cpuUsage(cpu);
       await side.flushStats();
       const after = await side.rows();
       const rows = rowsBetween(before, after);
-      send({ type: 'result', ms, statements, ...(detail ? { detail } : {}), rows, peakRssKiB: peakRssKiB() });
+      send({ type: 'result', ms, cpuMs: (used.user + used.system) / 1000, statements, ...(detail ? { detail } : {}), rows, peakRssKiB: peakRssKiB() });
     };
     handle().catch((e: unknown) => send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) }));
   });

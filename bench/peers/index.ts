@@ -24,6 +24,8 @@ export interface SideFigures {
   /** Median over the rounds. */
   usPerStep: number;
   usPerStepRuns: number[];
+  /** This process's CPU time (user + system) per step, median: the side's own work, whatever the machine's load. */
+  cpuUsPerStep: number;
   statementsPerTask: number;
   rowsPerTask: number;
   /** Of `rowsPerTask`: inserted, updated, deleted tuples per task. */
@@ -47,7 +49,7 @@ export interface PeersResult {
   loadAfter: number[];
   sides: Record<SideName, SideFigures>;
   /** Each side ÷ the floor. */
-  ratios: Record<SideName, { usPerStep: number; statementsPerTask: number; rowsPerTask: number; peakRss: number }>;
+  ratios: Record<SideName, { usPerStep: number; cpuPerStep: number; statementsPerTask: number; rowsPerTask: number; peakRss: number }>;
   troupeVsLanggraph: number;
 }
 
@@ -138,6 +140,7 @@ export async function peers(tasks: number, rounds: number, concurrency = 8): Pro
         s,
         {
           usPerStep: ratio(sides[s].usPerStep, floor.usPerStep),
+          cpuPerStep: ratio(sides[s].cpuUsPerStep, floor.cpuUsPerStep),
           statementsPerTask: ratio(sides[s].statementsPerTask, floor.statementsPerTask),
           rowsPerTask: ratio(sides[s].rowsPerTask, floor.rowsPerTask),
           peakRss: ratio(sides[s].peakRssMiB, floor.peakRssMiB),
@@ -168,6 +171,7 @@ function figures(runs: Result[], tasks: number): SideFigures {
   return {
     usPerStep: round(median(usPerStepRuns), 1),
     usPerStepRuns,
+    cpuUsPerStep: round(median(runs.map((r) => (r.cpuMs * 1000) / (tasks * STEPS))), 1),
     statementsPerTask: per((r) => r.statements),
     rowsPerTask: per((r) => r.rows.inserted + r.rows.updated + r.rows.deleted),
     insertedPerTask: per((r) => r.rows.inserted),
@@ -203,6 +207,7 @@ export function peersRows(r: PeersResult) {
       const x = r.ratios[side];
       return [
         side === 'troupe' ? row(`${side}: per step (${x.usPerStep} × floor)`, f.usPerStep, 'µs', '≤ 1.5 × floor', x.usPerStep <= 1.5) : row(`${side}: per step (${x.usPerStep} × floor)`, f.usPerStep, 'µs'),
+        row(`${side}: CPU of its process per step (${x.cpuPerStep} × floor)`, f.cpuUsPerStep, 'µs'),
         row(`${side}: statements per task (${x.statementsPerTask} × floor)`, f.statementsPerTask, ''),
         row(`${side}: rows written per task (${x.rowsPerTask} × floor)`, f.rowsPerTask, ''),
         row(`${side}: peak RSS (${x.peakRss} × floor)`, f.peakRssMiB, 'MiB'),
