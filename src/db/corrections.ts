@@ -3,6 +3,7 @@ import { asc, eq, sql } from 'drizzle-orm';
 import type { Queryable, Tx } from './client.ts';
 import { corrections } from './schema.ts';
 
+export type CorrectionRow = typeof corrections.$inferSelect;
 export type NewCorrection = Omit<typeof corrections.$inferInsert, 'errorSummary'> & { errorSummary: string | null };
 
 /** Writes an attempt's row, or updates it: a success keeps the summary of the failure it corrected. */
@@ -16,6 +17,6 @@ export async function upsertCorrection(tx: Tx, row: NewCorrection): Promise<void
     });
 }
 
-export async function correctionsOf(db: Queryable, taskId: string) {
+export async function correctionsOf(db: Queryable, taskId: string): Promise<CorrectionRow[]> {
   return db.select().from(corrections).where(eq(corrections.taskId, taskId)).orderBy(asc(corrections.epoch), asc(corrections.attempt));
 }

@@ -11,9 +11,15 @@
  * little longer (control operations never wait for agent work, so it is quick).
  */
 import { randomBytes } from 'node:crypto';
-import { and, eq, lt, or, sql } from 'drizzle-orm';
 import type { Store } from '../../db/client.ts';
-import { controlRequests } from '../../db/schema.ts';
+import {
+  answerControlRequest,
+  controlRequestById,
+  insertControlRequest,
+  sweepControlRequests,
+  takeControlRequest,
+  withdrawControlRequest,
+} from '../../db/control-requests.ts';
 import { z } from 'zod';
 import { coerceError, TroupeError, type ErrorCode } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
@@ -112,17 +118,10 @@ export class ControlRelay {
         // hold the others taken-but-unanswered (their callers may still withdraw them).
         for (;;) {
           if (this.stopped) break;
-          const oldest = sql`(select id from control_requests where owner = ${this.o.owner} and status = 'pending' order by created_at, id limit 1 for update skip locked)`;
-          const [row] = await this.db.update(controlRequests).set({ status: 'taken' }).where(eq(controlRequests.id, oldest)).returning();
+          const row = await takeControlRequest(this.db, this.o.owner);
           if (!row) break;
           const answer = await this.answerOf({ projectId: row.projectId, runId: row.runId, action: row.action, args: row.args });
-          await this.db.transaction(async (tx) => {
-            await tx
-              .update(controlRequests)
-              .set({ status: 'answered', answerStatus: answer.status, answer: answer.body, answeredAt: new Date() })
-              .where(and(eq(controlRequests.id, row.id), eq(controlRequests.status, 'taken')));
-            await tx.execute(sql`select pg_notify(${CONTROL_CHANNEL}, ${`ans ${row.id}`})`);
-          });
+          await answerControlRequest(this.db, CONTROL_CHANNEL, row.id, answer);
         }
         await this.sweep();
       } catch (e) {
@@ -148,14 +147,7 @@ export class ControlRelay {
   private async sweep(): Promise<void> {
     if (Date.now() - this.lastSweep < 60_000) return;
     this.lastSweep = Date.now();
-    await this.db
-      .delete(controlRequests)
-      .where(
-        or(
-          and(eq(controlRequests.status, 'answered'), lt(controlRequests.answeredAt, sql`now() - interval '1 hour'`)),
-          lt(controlRequests.createdAt, sql`now() - interval '1 hour'`),
-        ),
-      );
+    await sweepControlRequests(this.db);
   }
 
   /**
@@ -164,15 +156,12 @@ export class ControlRelay {
    */
   async send(owner: string, request: ControlRequest): Promise<ControlAnswer | typeof OWNER_GONE> {
     const id = `ctl_${randomBytes(12).toString('hex')}`;
-    await this.db.transaction(async (tx) => {
-      await tx.insert(controlRequests).values({ id, owner, ...request });
-      await tx.execute(sql`select pg_notify(${CONTROL_CHANNEL}, ${`req ${owner}`})`);
-    });
+    await insertControlRequest(this.db, CONTROL_CHANNEL, { id, owner, ...request });
     const deadline = Date.now() + this.timeoutMs;
     let takenDeadline: number | null = null;
     try {
       for (;;) {
-        const [row] = await this.db.select().from(controlRequests).where(eq(controlRequests.id, id));
+        const row = await controlRequestById(this.db, id);
         if (!row) return { status: 404, body: { error: { code: 'not_found', message: 'project not found' } } };
         if (row.status === 'answered') return { status: row.answerStatus ?? 500, body: row.answer };
         if (row.status === 'pending' && (await this.o.isDead(owner))) {
@@ -200,12 +189,7 @@ export class ControlRelay {
   /** Marks a request nobody took as answered (503), so no late owner acts on it. */
   private async giveUp(id: string, message: string): Promise<boolean> {
     const body = { error: { code: 'owner_unavailable', message } };
-    const done = await this.db
-      .update(controlRequests)
-      .set({ status: 'answered', answerStatus: 503, answer: body, answeredAt: new Date() })
-      .where(and(eq(controlRequests.id, id), eq(controlRequests.status, 'pending')))
-      .returning({ id: controlRequests.id });
-    return done.length > 0;
+    return withdrawControlRequest(this.db, id, { status: 503, body });
   }
 
   private nap(id: string): Promise<void> {

@@ -11,14 +11,16 @@
  * lock); a held lock means "alive", whatever host name or pid the id carries (containers share
  * both). With PGlite only one process can open the data dir, so an owner that is not a runtime of
  * this process is dead. Postgres is the coordinator: nothing home-made beside it.
+ *
+ * The lease's SQL is in `db/runs.ts` (the lease lives on the run row); the heartbeat that renews
+ * the leases of the runs hosted here, and the self-fence by time, are in `run-hosting.ts`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { ReservedSql, Sql } from 'postgres';
 import type { Store, Tx } from '../../db/client.ts';
-import { ACTIVE_RUN_STATUSES, type RunRow } from '../../db/queries.ts';
-import { runs } from '../../db/schema.ts';
+import { activeRunsWithLease, claimLease, leaseExpiry, leaseOf, lockRunOwner, releaseLeases, renewLeases, type RunRow } from '../../db/runs.ts';
 import { coerceError } from '../../errors.ts';
 
 /** Owners alive in this process (several runtimes may share one process, in tests for one). */
@@ -86,8 +88,8 @@ export class Leases {
     return this.store.db;
   }
 
-  private expiry() {
-    return sql`now() + (${this.leaseMs} * interval '1 millisecond')`;
+  private expiry(): SQL {
+    return leaseExpiry(this.leaseMs);
   }
 
   /**
@@ -210,22 +212,12 @@ export class Leases {
   /** Takes the run if nobody holds it, this process already does, the holder's lease expired, or `deadOwner` (verified dead) holds it. */
   async claim(runId: string, deadOwner?: string | null, immediate = false): Promise<boolean> {
     const fromDead = deadOwner && deadOwner !== this.owner && (await this.dead([deadOwner], immediate)).has(deadOwner);
-    const rows = await this.db
-      .update(runs)
-      .set({ owner: this.owner, leaseExpiresAt: this.expiry() })
-      .where(
-        and(
-          eq(runs.id, runId),
-          or(isNull(runs.owner), eq(runs.owner, this.owner), lt(runs.leaseExpiresAt, sql`now()`), fromDead ? eq(runs.owner, deadOwner) : undefined),
-        ),
-      )
-      .returning({ id: runs.id });
-    return rows.length > 0;
+    return claimLease(this.db, runId, this.owner, this.expiry(), fromDead ? deadOwner : null);
   }
 
   /** Values for a run this process creates (it owns it from the start). */
-  fresh(): { owner: string; leaseExpiresAt: Date } {
-    return { owner: this.owner, leaseExpiresAt: this.expiry() as unknown as Date };
+  fresh(): { owner: string; leaseExpiresAt: SQL } {
+    return { owner: this.owner, leaseExpiresAt: this.expiry() };
   }
 
   /**
@@ -233,19 +225,13 @@ export class Leases {
    * takeover waits for this transaction) and throws `LeaseLost` unless this process owns it.
    */
   async fence(tx: Tx, runId: string): Promise<void> {
-    const [row] = await tx.select({ owner: runs.owner }).from(runs).where(eq(runs.id, runId)).for('no key update');
-    if (row?.owner !== this.owner) throw new LeaseLost(runId);
+    if ((await lockRunOwner(tx, runId)) !== this.owner) throw new LeaseLost(runId);
   }
 
   /** Extends the leases of `runIds`; returns the ones this process no longer holds. */
   async renew(runIds: string[]): Promise<string[]> {
     if (runIds.length === 0) return [];
-    const kept = await this.db
-      .update(runs)
-      .set({ leaseExpiresAt: this.expiry() })
-      .where(and(inArray(runs.id, runIds), eq(runs.owner, this.owner)))
-      .returning({ id: runs.id });
-    const held = new Set(kept.map((r) => r.id));
+    const held = await renewLeases(this.db, runIds, this.owner, this.expiry());
     return runIds.filter((id) => !held.has(id));
   }
 
@@ -255,10 +241,7 @@ export class Leases {
    * lead ended while its last write failed, or it was stopped when renewals failed).
    */
   async orphans(hostedHere: (runId: string) => boolean, immediate = false): Promise<RunRow[]> {
-    const active = await this.db
-      .select({ run: runs, expired: sql<boolean>`coalesce(${runs.leaseExpiresAt} < now(), true)` })
-      .from(runs)
-      .where(inArray(runs.status, [...ACTIVE_RUN_STATUSES]));
+    const active = await activeRunsWithLease(this.db);
     const owned = active.filter(({ run }) => run.owner !== null && run.owner !== this.owner).map(({ run }) => run.owner!);
     const dead = await this.dead(owned, immediate);
     return active
@@ -268,10 +251,7 @@ export class Leases {
 
   /** The live holder of a run other than this process (lease not expired, or its liveness lock held), if any. */
   async holder(runId: string): Promise<string | null> {
-    const [row] = await this.db
-      .select({ owner: runs.owner, live: sql<boolean>`${runs.leaseExpiresAt} > now()` })
-      .from(runs)
-      .where(eq(runs.id, runId));
+    const row = await leaseOf(this.db, runId);
     if (!row?.owner || row.owner === this.owner) return null;
     if (row.live) return (await this.dead([row.owner])).has(row.owner) ? null : row.owner;
     return null;
@@ -282,7 +262,7 @@ export class Leases {
     LIVE_HERE.delete(this.owner);
     this.stopped = true;
     try {
-      await this.db.update(runs).set({ owner: null, leaseExpiresAt: null }).where(eq(runs.owner, this.owner));
+      await releaseLeases(this.db, this.owner);
     } finally {
       this.dropSession();
     }

@@ -4,24 +4,12 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { and, eq, inArray } from 'drizzle-orm';
-import {
-  ACTIVE_RUN_STATUSES,
-  allProjects,
-  baselineBefore,
-  correctionsOf,
-  dependencyKeys,
-  latestRuns,
-  projectById,
-  statusCounts,
-  taskByRef,
-  tasksOf,
-  testResultsOf,
-  usageByProject,
-  usageOfTask,
-  type ProjectRow,
-} from '../../db/queries.ts';
-import { projects, runs } from '../../db/schema.ts';
+import { correctionsOf } from '../../db/corrections.ts';
+import { usageByProject, usageOfTask } from '../../db/model-calls.ts';
+import { allProjects, deleteProject, hasActiveRun, insertProject, lockProject, projectById, updateProject, type ProjectRow } from '../../db/projects.ts';
+import { latestRuns } from '../../db/runs.ts';
+import { dependencyKeys, statusCounts, taskByRef, tasksOf } from '../../db/tasks.ts';
+import { baselineBefore, testResultsOf } from '../../db/test-results.ts';
 import { inferAgentType } from '../../domain/agent-type.ts';
 import { checkGraph } from '../../domain/graph.ts';
 import { fillConfig, normalizeConfig, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
@@ -33,7 +21,7 @@ import { bwrapAvailable } from '../testing/sandbox.ts';
 import { isGitRepo } from '../workspace/git.ts';
 import { ensureWorkspace } from '../workspace/workspace.ts';
 import { insertTasks } from './records.ts';
-import { projectJson, taskJson, usageJson, type ProjectJson, type TaskJson } from './views.ts';
+import { projectJson, taskDetailJson, taskJson, type ProjectJson, type TaskJson } from './views.ts';
 
 export interface ProjectServiceOptions {
   outbox: Outbox;
@@ -63,7 +51,7 @@ export class ProjectService {
     const workspace = await this.prepareWorkspace(checked);
     const config = fillConfig(input.config, workspace.git, undefined, { sandboxMode: this.o.sandboxMode ?? 'bwrap' });
     try {
-      await this.db.insert(projects).values({
+      await insertProject(this.db, {
         id,
         name: input.name,
         workspace: workspace.path,
@@ -125,16 +113,11 @@ export class ProjectService {
     // Only a command being set is checked: a patch that raises the budget still works on a
     // project whose workspace lost its program (the run's preflight says so at start).
     if (patch.testCommand !== undefined) await requireTestCommand(patch.testCommand, row.workspace, 'present', this.o.childEnv);
-    const [updated] = await this.db
-      .update(projects)
-      .set({
-        ...(patch.name !== undefined ? { name: patch.name } : {}),
-        ...(patch.testCommand !== undefined ? { testCommand: patch.testCommand } : {}),
-        config: config as unknown as Record<string, unknown>,
-        updatedAt: new Date(),
-      })
-      .where(eq(projects.id, id))
-      .returning();
+    const updated = await updateProject(this.db, id, {
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.testCommand !== undefined ? { testCommand: patch.testCommand } : {}),
+      config: config as unknown as Record<string, unknown>,
+    });
     if (!updated) throw notFound('project');
     return updated;
   }
@@ -146,15 +129,9 @@ export class ProjectService {
    */
   async remove(id: string): Promise<void> {
     await this.db.transaction(async (tx) => {
-      const [row] = await tx.select({ id: projects.id }).from(projects).where(eq(projects.id, id)).for('update');
-      if (!row) throw notFound('project');
-      const [active] = await tx
-        .select({ id: runs.id })
-        .from(runs)
-        .where(and(eq(runs.projectId, id), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
-        .limit(1);
-      if (active) throw conflict('the project has an active run: cancel it first');
-      await tx.delete(projects).where(eq(projects.id, id));
+      if (!(await lockProject(tx, id, 'update'))) throw notFound('project');
+      if (await hasActiveRun(tx, id)) throw conflict('the project has an active run: cancel it first');
+      await deleteProject(tx, id);
     });
     // The copies kept for diffs and undo go with the project (its workspace files stay).
     await fs.rm(path.join(this.o.dataDir, 'attempts', id), { recursive: true, force: true });
@@ -170,8 +147,7 @@ export class ProjectService {
       // query on `db` would wait for this very transaction to end.
       // Key-share locked: a delete of the project (FOR UPDATE) waits for these tasks, or this
       // finds no project — never a foreign-key error half-way through the insert.
-      const [project] = await tx.select({ id: projects.id }).from(projects).where(eq(projects.id, projectId)).for('key share');
-      if (!project) throw notFound('project');
+      if (!(await lockProject(tx, projectId, 'key share'))) throw notFound('project');
       const existing = await tasksOf(tx, projectId);
       const deps = await dependencyKeys(tx, projectId);
       const problem = checkGraph(
@@ -215,49 +191,8 @@ export class ProjectService {
       correctionsOf(this.db, row.id),
       usageOfTask(this.db, row.id),
     ]);
-    const last = results.at(-1);
-    const base = await baselineBefore(this.db, projectId, last?.createdAt ?? new Date());
-    return {
-      ...taskJson(row, deps.get(row.id) ?? []),
-      testResults: results.map((r) => ({
-        attempt: r.attempt,
-        epoch: r.epoch,
-        status: r.status,
-        passed: r.passed,
-        failed: r.failed,
-        errors: r.errors,
-        skipped: r.skipped,
-        total: r.total,
-        phase: r.phase,
-        failures: r.failures,
-        exitCode: r.exitCode,
-        durationMs: r.durationMs,
-        verified: r.verified,
-        sandbox: r.sandbox,
-        output: r.output,
-        createdAt: r.createdAt.toISOString(),
-      })),
-      // What the tests said on the base tree before any change: failures listed there are not this task's doing.
-      baseline: base && {
-        commit: base.commit,
-        status: base.status,
-        passed: base.passed,
-        failed: base.failed,
-        total: base.total,
-        failing: (base.failures ?? []).map((f) => f.name),
-        summary: base.summary,
-        createdAt: base.createdAt.toISOString(),
-      },
-      corrections: corrections.map((c) => ({
-        attempt: c.attempt,
-        epoch: c.epoch,
-        status: c.status,
-        errorSummary: c.errorSummary,
-        createdAt: c.createdAt.toISOString(),
-        updatedAt: c.updatedAt.toISOString(),
-      })),
-      usage: usageJson(usage),
-    };
+    const base = await baselineBefore(this.db, projectId, results.at(-1)?.createdAt ?? new Date());
+    return taskDetailJson(taskJson(row, deps.get(row.id) ?? []), results, base, corrections, usage);
   }
 }
 

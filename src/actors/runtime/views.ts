@@ -1,7 +1,13 @@
 /**
  * Rows → the JSON shapes of the README's "HTTP API" (Project, Task, Run, ActorView, usage).
  */
-import type { ActorRow, ProjectRow, RunRow, TaskRow, UsageRow } from '../../db/queries.ts';
+import type { CorrectionRow } from '../../db/corrections.ts';
+import type { UsageRow } from '../../db/model-calls.ts';
+import type { ProjectRow } from '../../db/projects.ts';
+import type { RunRow } from '../../db/runs.ts';
+import type { ActorRow } from '../../db/snapshots.ts';
+import type { TaskRow } from '../../db/tasks.ts';
+import type { TestResultRow } from '../../db/test-results.ts';
 import { normalizeConfig, type ProjectConfig } from '../../domain/inputs.ts';
 import type { Progress } from '../../events/types.ts';
 import type { AgentType, BlockedReason, TaskReview, TaskStatus, TaskView } from '../../machines/types.ts';
@@ -196,5 +202,50 @@ export function taskViewOf(row: TaskRow, dependsOn: string[]): TaskView {
     agentId: row.agentId,
     review: row.review ?? null,
     guidance: row.guidance,
+  };
+}
+
+/** A task with its test results, the baseline they are read against, its corrections and usage (`GET …/tasks/:ref`). */
+export function taskDetailJson(task: TaskJson, results: TestResultRow[], base: TestResultRow | null, corrections: CorrectionRow[], usage: UsageRow) {
+  return {
+    ...task,
+    testResults: results.map((r) => ({
+      attempt: r.attempt,
+      epoch: r.epoch,
+      status: r.status,
+      passed: r.passed,
+      failed: r.failed,
+      errors: r.errors,
+      skipped: r.skipped,
+      total: r.total,
+      phase: r.phase,
+      failures: r.failures,
+      exitCode: r.exitCode,
+      durationMs: r.durationMs,
+      verified: r.verified,
+      sandbox: r.sandbox,
+      output: r.output,
+      createdAt: r.createdAt.toISOString(),
+    })),
+    // What the tests said on the base tree before any change: failures listed there are not this task's doing.
+    baseline: base && {
+      commit: base.commit,
+      status: base.status,
+      passed: base.passed,
+      failed: base.failed,
+      total: base.total,
+      failing: (base.failures ?? []).map((f) => f.name),
+      summary: base.summary,
+      createdAt: base.createdAt.toISOString(),
+    },
+    corrections: corrections.map((c) => ({
+      attempt: c.attempt,
+      epoch: c.epoch,
+      status: c.status,
+      errorSummary: c.errorSummary,
+      createdAt: c.createdAt.toISOString(),
+      updatedAt: c.updatedAt.toISOString(),
+    })),
+    usage: usageJson(usage),
   };
 }

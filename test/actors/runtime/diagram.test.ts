@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { and, fromPromise, not, or, setup, stateIn, type AnyStateMachine, type AnyStateNode } from 'xstate';
-import { toMermaid } from '../../../src/actors/runtime/diagram.ts';
+import { toMermaid } from '../../../src/machines/diagram.ts';
 import { leadMachine } from '../../../src/machines/lead.ts';
 import { workerMachine } from '../../../src/machines/worker.ts';
 
