@@ -54,14 +54,22 @@ export async function prepareSandbox(req: SandboxRequest): Promise<PreparedSandb
   const tree = await realpath(req.cwd);
   const privateDir = await realpath(await mkdtemp(path.join(os.tmpdir(), 'troupe-sandbox-')));
   try {
-    const wanted = await existingReal([os.homedir(), req.env.HOME, ...ALWAYS_HIDDEN, ...req.hidePaths]);
+    // The looks at the filesystem that do not depend on one another go out at once: a test run
+    // waits for them, and on a busy machine each one queues for the thread pool.
+    const [wanted, linked, git, pathDirs, resolv, hasDotGit] = await Promise.all([
+      existingReal([os.homedir(), req.env.HOME, ...ALWAYS_HIDDEN, ...req.hidePaths]),
+      linkedTargets(tree),
+      gitDir(tree),
+      existingReal((req.env.PATH ?? '').split(':').filter((d) => path.isAbsolute(d))),
+      realpath('/etc/resolv.conf').catch(() => null),
+      exists(path.join(tree, '.git')),
+    ]);
     // A hidden dir inside the tree (a data dir `./.troupe` in a shared workspace) is mounted
     // after the tree's bind, everything else before it.
     const hiddenAround = outermost(wanted.filter((d) => !within(d, tree) && d !== '/tmp'));
     const hiddenInTree = outermost(wanted.filter((d) => within(d, tree)));
-    const readOnly = [...(await linkedTargets(tree)), ...(await gitDir(tree)), ...(await hiddenPathDirs(req.env.PATH, hiddenAround))];
+    const readOnly = [...linked, ...git, ...hiddenPathDirs(pathDirs, hiddenAround)];
     // With the network on, name lookups still work when /etc/resolv.conf links into /run.
-    const resolv = await realpath('/etc/resolv.conf').catch(() => null);
     if (req.network && resolv !== null && hiddenAround.some((h) => within(resolv, h))) readOnly.push(resolv);
     const args = ['--unshare-all', ...(req.network ? ['--share-net'] : []), '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
     args.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
@@ -71,7 +79,7 @@ export async function prepareSandbox(req: SandboxRequest): Promise<PreparedSandb
     // The tree's own `.git` (a worktree's pointer file, or the repository in shared mode) stays
     // read-only inside the writable tree; a mount point cannot be renamed or removed either.
     const dotGit = path.join(tree, '.git');
-    if (await exists(dotGit)) args.push('--ro-bind', dotGit, dotGit);
+    if (hasDotGit) args.push('--ro-bind', dotGit, dotGit);
     for (const dir of hiddenInTree) args.push('--tmpfs', dir);
     // Writes into a hidden dir fail (EROFS) rather than vanish; binds inside it stay as they are.
     for (const dir of [...hiddenAround, ...hiddenInTree]) args.push('--remount-ro', dir);
@@ -158,20 +166,21 @@ async function gitDir(tree: string): Promise<string[]> {
   return existingReal([common]);
 }
 
-/** PATH entries inside a hidden dir (`~/.cargo/bin`, nvm's `bin`), so the programs there still run. */
-async function hiddenPathDirs(pathVar: string | undefined, hidden: readonly string[]): Promise<string[]> {
-  const dirs = await existingReal((pathVar ?? '').split(':').filter((d) => path.isAbsolute(d)));
+/** PATH entries (existing, real) inside a hidden dir (`~/.cargo/bin`, nvm's `bin`), so the programs there still run. */
+function hiddenPathDirs(dirs: readonly string[], hidden: readonly string[]): string[] {
   return dirs.filter((d) => hidden.some((h) => within(d, h)));
 }
 
+/** The real paths of those of `paths` that are directories (not `/`), in the order given. */
 async function existingReal(paths: readonly (string | undefined)[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const p of paths) {
-    if (p === undefined || !path.isAbsolute(p)) continue;
-    const real = await realpath(p).catch(() => null);
-    if (real !== null && real !== '/' && (await stat(real)).isDirectory()) out.push(real);
-  }
-  return unique(out);
+  const found = await Promise.all(
+    paths.map(async (p) => {
+      if (p === undefined || !path.isAbsolute(p)) return null;
+      const real = await realpath(p).catch(() => null);
+      return real !== null && real !== '/' && (await stat(real)).isDirectory() ? real : null;
+    }),
+  );
+  return unique(found.filter((p): p is string => p !== null));
 }
 
 /** Drops every path inside another one of the list. */
