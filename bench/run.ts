@@ -42,7 +42,7 @@ for (const name of only) {
 const out = args.get('out') ?? (smoke ? path.join(os.tmpdir(), 'troupe-bench-smoke.json') : fileURLToPath(new URL('./results/latest.json', import.meta.url)));
 
 const SIZES = smoke
-  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5, startup: 1, peers: [16, 1] }
+  ? { overhead: [[12, 4]], scheduling: [[8, 2, 2, 20]], throughput: [[200, 1], [1000, 100]], fanout: [[5, 100, 1]], footprint: [50, 40], badinput: 5, startup: 1, peers: [8, 1] }
   : { overhead: [[100, 32], [500, 32]], scheduling: [[20, 4, 4, 200], [40, 4, 4, 200], [20, 4, 4, 1000]], throughput: [[2000, 1], [10000, 100]], fanout: [[50, 1000, 3], [100, 1000, 3]], footprint: [1000, 500], badinput: 50, startup: 5, peers: [200, 5] };
 
 async function postgresReachable(): Promise<boolean> {

@@ -51,6 +51,7 @@ async function main(): Promise<void> {
         process.disconnect();
         return;
       }
+      await side.prepare?.(message.round, message.tasks, message.concurrency);
       await side.flushStats();
       const before = await side.rows();
       const cpu = process.cpuUsage();

@@ -196,10 +196,15 @@ export async function openTroupe(url: string): Promise<Side> {
     return projects.row(created.id);
   };
 
+  let prepared: Awaited<ReturnType<typeof project>> | null = null;
   return {
+    async prepare(round, tasks, concurrency) {
+      prepared = await project(round, tasks, concurrency);
+    },
     async run(round, tasks, concurrency) {
       workspace.clear();
-      const row = await project(round, tasks, concurrency);
+      const row = prepared ?? (await project(round, tasks, concurrency));
+      prepared = null;
       const mark = tally.mark();
       const before = tally.total;
       const started = performance.now();

@@ -112,6 +112,8 @@ export function rowsBetween(before: Rows, after: Rows): Rows {
 
 /** One side of the comparison, opened inside its own child process. */
 export interface Side {
+  /** What a batch needs before it starts (Troupe: the project and its tasks); not timed, not counted. */
+  prepare?(round: number, tasks: number, concurrency: number): Promise<void>;
   /** Runs `tasks` loops, `concurrency` at a time; the statements it sent. */
   run(round: number, tasks: number, concurrency: number): Promise<{ ms: number; statements: number; detail?: Record<string, Tally> }>;
   /** Makes every pooled connection publish its table counters now (`pg_stat_force_next_flush`). */
