@@ -1,9 +1,11 @@
 /**
- * Pure scheduling logic of the lead: which tasks are ready, which worker takes which task,
- * how a failure spreads to dependents and how a retry brings them back. Functions take the
- * lead's context pieces and return new values plus the intents the writer must persist.
+ * The lead's task graph, pure: the intents it writes, how a failure spreads to dependents, how a
+ * retry or a review decision brings tasks back, and the run's summary. Functions take the lead's
+ * context pieces and return new values plus the intents the writer must persist. Which worker
+ * takes which task is in `lead-dispatch.ts` and `lead-pool.ts`; what a report or a person's
+ * command does, in `lead-reports.ts` and `lead-control.ts`.
  */
-import { workerId, type AgentType, type BlockedReason, type RunStatus, type TaskReview, type TaskStatus, type TaskView } from './types.ts';
+import type { AgentType, BlockedReason, RunStatus, TaskReview, TaskStatus, TaskView } from './types.ts';
 
 /** Something the lead decided that must be written (guarded) before it counts. */
 export type Intent =
@@ -47,11 +49,6 @@ export type Tasks = Record<string, TaskView>;
 export type Workers = Record<string, WorkerSlot>;
 export type WorkerSeq = Record<AgentType, number>;
 
-export interface PoolLimits {
-  maxConcurrency: number;
-  maxAgents: number;
-}
-
 const FINISHED: ReadonlySet<TaskStatus> = new Set(['failed', 'blocked', 'cancelled']);
 
 export function isDead(status: TaskStatus): boolean {
@@ -62,72 +59,6 @@ export function inFlight(tasks: Tasks): number {
   let n = 0;
   for (const t of Object.values(tasks)) if (t.status === 'in_progress') n++;
   return n;
-}
-
-/** Pending tasks whose dependencies all completed, by priority then age. */
-export function readyTasks(tasks: Tasks): TaskView[] {
-  const ready: TaskView[] = [];
-  for (const t of Object.values(tasks)) {
-    if (t.status !== 'pending') continue;
-    if (t.dependsOn.every((d) => tasks[d]?.status === 'completed')) ready.push(t);
-  }
-  return ready.sort((a, b) => a.priority - b.priority || a.ordinal - b.ordinal);
-}
-
-export interface DispatchPlan {
-  intents: Intent[];
-  tasks: Tasks;
-  workers: Workers;
-  workerSeq: WorkerSeq;
-}
-
-/**
- * Places ready tasks on workers: an idle worker of the task's type is reused; otherwise a new
- * one is created while the pool is below `maxAgents`; otherwise an idle worker of another type
- * is retired to make room. At most `maxConcurrency` tasks are in flight.
- */
-export function planDispatch(tasks: Tasks, workers: Workers, workerSeq: WorkerSeq, limits: PoolLimits): DispatchPlan {
-  const intents: Intent[] = [];
-  let slots = limits.maxConcurrency - inFlight(tasks);
-  if (slots <= 0) return { intents, tasks, workers, workerSeq };
-  const ready = readyTasks(tasks);
-  if (ready.length === 0) return { intents, tasks, workers, workerSeq };
-
-  const nextTasks = { ...tasks };
-  const nextWorkers = { ...workers };
-  const nextSeq = { ...workerSeq };
-  const idleOf = (type: AgentType | null) =>
-    Object.values(nextWorkers)
-      .filter((w) => w.taskKey === null && (type === null || w.agentType === type))
-      .sort((a, b) => a.agentId.localeCompare(b.agentId, 'en', { numeric: true }));
-
-  for (const task of ready) {
-    if (slots <= 0) break;
-    let worker = idleOf(task.agentType)[0];
-    if (!worker) {
-      if (Object.keys(nextWorkers).length >= limits.maxAgents) {
-        const victim = idleOf(null)[0];
-        if (!victim) continue; // every worker busy: a task of another type may still fit
-        delete nextWorkers[victim.agentId];
-        if (victim.created) intents.push({ type: 'retire', agentId: victim.agentId, agentType: victim.agentType });
-      }
-      nextSeq[task.agentType] = (nextSeq[task.agentType] ?? 0) + 1;
-      const agentId = workerId(task.agentType, nextSeq[task.agentType]);
-      worker = { agentId, agentType: task.agentType, taskKey: null, created: false, spawned: false, working: false };
-    }
-    nextWorkers[worker.agentId] = { ...worker, taskKey: task.key };
-    nextTasks[task.key] = { ...task, status: 'in_progress', agentId: worker.agentId };
-    intents.push({
-      type: 'assign',
-      taskId: task.id,
-      key: task.key,
-      agentId: worker.agentId,
-      agentType: worker.agentType,
-      newAgent: !worker.created,
-    });
-    slots--;
-  }
-  return { intents, tasks: nextTasks, workers: nextWorkers, workerSeq: nextSeq };
 }
 
 /** Keys of tasks that depend (directly or not) on `key`. */

@@ -1,7 +1,8 @@
 /**
  * What the worker tells its lead, and why an attempt failed: pure functions from the worker's
  * context and an effect's output to the report (`WORKER.REPORT`, `WORKER.ATTEMPT`) or to the
- * failure the correction prompt is built from. The statechart (`worker.ts`) only picks which.
+ * failure the correction prompt is built from, and the worker's state by name. The statechart
+ * (`worker.ts`) only picks which.
  */
 import { faultMessage, type Job, type WorkerAttemptEvent, type WorkerOutcome, type WorkerReportEvent } from './types.ts';
 import type { AttemptFailure, CommitOutput, GenerateOutput, GiveUpOutput, TestOutput } from './worker-effects.ts';
@@ -18,20 +19,6 @@ export interface ReportingContext {
 export function jobOf(context: { job: Job | null }): Job {
   if (!context.job) throw new Error('worker has no job');
   return context.job;
-}
-
-/**
- * The case of an effect's output a guard already chose: typed, without a cast. Throws if the
- * guard and the output disagree (a bug in the machine, not a failed attempt).
- */
-export function only<T extends { kind: string }, K extends T['kind']>(output: T, kind: K): Extract<T, { kind: K }> {
-  if (output.kind !== kind) throw new Error(`expected a '${kind}' output, got '${output.kind}'`);
-  return output as Extract<T, { kind: K }>;
-}
-
-/** The error of an `xstate.error.actor.*` event (a wildcard transition sees it as a plain event). */
-export function errorOf(event: object): unknown {
-  return 'error' in event ? event.error : undefined;
 }
 
 export function reportOf(context: ReportingContext, outcome: WorkerOutcome): WorkerReportEvent {
@@ -124,4 +111,16 @@ export function reviewRejected(job: Job): AttemptFailure {
 /** The failure a correction or a give-up is about (always set by then; the fallback keeps the types honest). */
 export function lastFailure(context: ReportingContext): AttemptFailure {
   return context.failure ?? { kind: 'model_error', summary: 'unknown failure' };
+}
+
+/**
+ * The worker's state as events and views name it (`agent.state_changed`, an actor's `state`): the
+ * state itself — `generating`, `idle` — without the `working` parent that only groups transitions.
+ */
+export function workerStateName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value !== 'object' || value === null) return String(value);
+  const entries: [string, unknown][] = Object.entries(value);
+  const [parent, child] = entries[0] ?? ['idle', undefined];
+  return child === undefined ? parent : workerStateName(child);
 }

@@ -45,7 +45,6 @@ import {
   attemptOf,
   committed,
   conflicted,
-  errorOf,
   exhausted,
   faulted,
   filesRefused,
@@ -54,15 +53,16 @@ import {
   landed,
   lastFailure,
   modelError,
-  only,
   overBudget,
   REJECTED_WITHOUT_GUIDANCE,
   reportOf,
   reviewRejected,
   testsFailed,
 } from './worker-reports.ts';
+import { errorOf, only, output } from './effect-output.ts';
 
 export type * from './worker-effects.ts';
+export { workerStateName } from './worker-reports.ts';
 
 /** Persisted snapshots of another version are not restored (README "Restarts lose nothing but time"). */
 export const WORKER_MACHINE_VERSION = 3;
@@ -85,22 +85,8 @@ export interface WorkerContext {
 
 export type WorkerEvent = { type: 'ASSIGN'; job: Job } | { type: 'CANCEL' };
 
-/**
- * The worker's state as events and views name it (`agent.state_changed`, an actor's `state`): the
- * state itself — `generating`, `idle` — without the `working` parent that only groups transitions.
- */
-export function workerStateName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (typeof value !== 'object' || value === null) return String(value);
-  const entries: [string, unknown][] = Object.entries(value);
-  const [parent, child] = entries[0] ?? ['idle', undefined];
-  return child === undefined ? parent : workerStateName(child);
-}
-
 const idleContext = { job: null, treePath: null, callKey: null, failure: null, files: [], tested: null, attempt: 0 };
 
-/** A guard's or an action's params: the output of the effect whose done event is being handled. */
-const output = <T,>({ event }: { event: { output: T } }): T => event.output;
 const tree = (context: WorkerContext): string => context.treePath ?? '';
 
 export const workerMachine = setup({
