@@ -5,7 +5,6 @@
  * in-flight effects at a persisted point: the runs stay active in the database and resume on the
  * next start), then release the database and, last, the data dir.
  */
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -24,8 +23,9 @@ import { answerClientError, refuseConnect } from './http/client-error.ts';
 import { errorBody } from './http/errors.ts';
 import { startInspectorBridge } from './http/inspector-bridge.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { VERSION } from './package-files.ts';
 
-export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export { VERSION };
 
 export interface Service {
   readonly url: string;

@@ -14,10 +14,7 @@ import { DEMO_GOAL, demoResponder } from '../scripted-model/demo-script.ts';
 import { startScriptedModel } from '../scripted-model/server.ts';
 import { formatSummary, runLocally, type LocalRunResult, type Plan } from './local-run.ts';
 import type { ProgressMode } from './progress.ts';
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+import { UsageError } from './usage-error.ts';
 
 /** A plan file, validated: every problem names its field (`tasks.0.key: …`). */
 export async function readPlan(file: string): Promise<Plan> {

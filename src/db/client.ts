@@ -52,15 +52,25 @@ function createPostgresStore(url: string, max: number): Store {
       const sub = await client.listen(channel, onNotify, onListen);
       return () => sub.unlisten();
     },
-    migrate: () => migratePostgresUrl(url),
+    migrate: () => migratePostgresUrl(url, async (sql) => [...(await client.unsafe<Record<string, unknown>[]>(sql))]),
     close: () => client.end({ timeout: 5 }),
   };
 }
 
 async function createPgliteStore(dataDir: string | undefined): Promise<Store> {
   if (dataDir) await fs.mkdir(path.dirname(dataDir), { recursive: true });
-  const client = dataDir ? new PGlite(dataDir) : new PGlite();
-  await client.waitReady;
+  // A handle for Node's event loop while PGlite compiles its WebAssembly. Without one the loop has
+  // nothing to wait for, and Node then waits for *all* of V8's background work, including the
+  // optimising compiler's pass over the whole module, before it polls I/O again (nodejs/node#36616):
+  // about 0.4 s in which the process runs but answers no socket, measured after every open.
+  const keepAlive = setInterval(() => undefined, 60_000);
+  let client: PGlite;
+  try {
+    client = dataDir ? new PGlite(dataDir) : new PGlite();
+    await client.waitReady;
+  } finally {
+    clearInterval(keepAlive);
+  }
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     kind: 'pglite',

@@ -1,6 +1,6 @@
 /**
  * `GET /`: the web dashboard, and `GET /assets/*`: its files. The page is built by `npm run
- * build:web` (vite, from `web/`) into `dist/web/`, found relative to this module (never the working
+ * build:web` (vite, from `web/`) into `dist/web/`, found from the package root (never the working
  * directory), and read at request time, so a rebuild needs no restart. Hashed assets are cached for
  * good (and gzipped once per name when the client accepts it: the layout library is most of the
  * bytes); `index.html` never is, so a new build is picked up at once. Without a build `GET /` answers
@@ -10,13 +10,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import type { Context, Hono } from 'hono';
+import { packagePath } from '../package-files.ts';
 import { errorBody } from './errors.ts';
 
-const WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+const WEB_DIR = packagePath('dist', 'web');
 const ASSETS_DIR = path.join(WEB_DIR, 'assets');
 
 const CSP = [

@@ -1,9 +1,13 @@
 /**
- * One fresh Postgres database per test run (TROUPE_TEST_DB=postgres), migrated once and dropped
- * at the end. PGlite runs need nothing here: each test file opens its own in-memory PGlite.
+ * Before any test: the compiled CLI (`dist/src`) brought up to date, so the tests that spawn
+ * `bin/troupe.js` run the code under test, compiled, and never an older build (an incremental
+ * build: about two seconds when nothing changed). Then one fresh Postgres database per test run
+ * (TROUPE_TEST_DB=postgres), migrated once and dropped at the end. PGlite runs need nothing more:
+ * each test file opens its own in-memory PGlite.
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { migratePostgresUrl } from '../../src/db/migrate.ts';
@@ -16,7 +20,10 @@ declare module 'vitest' {
 
 const ADMIN_URL = process.env.TROUPE_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
+const BUILD = fileURLToPath(new URL('../../bin/build-src.js', import.meta.url));
+
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  execFileSync(process.execPath, [BUILD], { stdio: 'inherit' });
   if (process.env.TROUPE_TEST_DB !== 'postgres') {
     project.provide('databaseUrl', null);
     return undefined;
