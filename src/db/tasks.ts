@@ -96,7 +96,8 @@ export async function transitionTask(
     .select({ status: tasks.status, agentId: tasks.agentId, blockedReason: tasks.blockedReason })
     .from(tasks)
     .where(eq(tasks.id, taskId))
-    .for('update');
+    // Not `for update`: a worker's row that references the task (its key-share lock) need not wait.
+    .for('no key update');
   if (!current) return { applied: false, replayed: false, from: null, status: null };
   const was = current.status as TaskStatus;
   if (already(current)) return { applied: true, replayed: true, from: was, status: was };

@@ -55,8 +55,9 @@ export interface Companion {
 /** The lease check of every batch a lead writes, and what happens when it fails. */
 export interface RunFence {
   /**
-   * In the batch's transaction, before anything is written: throws `LeaseLost` unless this
-   * process still owns the run (and locks the run row until commit, so a takeover waits).
+   * In the batch's transaction, after its writes and before its events' append: throws
+   * `LeaseLost` (rolling back what it wrote) unless this process still owns the run, and locks
+   * the run row until commit, so a takeover waits (see `fencedWriter` in records.ts).
    */
   check(tx: Tx, runId: string): Promise<void>;
   /** The run is another process's now: stop its lead here (aborting its effects); nothing was written. */
@@ -68,8 +69,8 @@ export interface RunFence {
  * state-change events in the batch's transaction, so the restore point always matches the task
  * rows it wrote (a restore re-runs this very batch, which is idempotent) and
  * `agent.state_changed {state: finishing}` comes before `run.completed`, not after.
- * @param fence checked first in every batch: the one place the lead's writes are fenced by the
- * run's lease (not each caller).
+ * @param fence checked in every batch, before it commits: the one place the lead's writes are
+ * fenced by the run's lease (not each caller).
  */
 export function createPersist(
   outbox: Outbox,
@@ -86,9 +87,11 @@ export function createPersist(
       // Idempotent by construction (guarded updates): safe to repeat after a lost connection.
       const output = await withDbRetry(() =>
         outbox.transact(async (tx, emit) => {
-          await fence?.check(tx, input.runId);
           await extra?.write(tx, emit);
-          return persistBatch(tx, emit, input);
+          const output = await persistBatch(tx, emit, input);
+          // Last, just before the events' append and the commit (see `fencedWriter`).
+          await fence?.check(tx, input.runId);
+          return output;
         }),
       );
       committed = true;

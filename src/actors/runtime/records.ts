@@ -5,8 +5,7 @@
  */
 import { upsertCorrection } from '../../db/corrections.ts';
 import { commitTold } from '../../db/events.ts';
-import { insertModelCall, modelCallByKey, spentUsd } from '../../db/model-calls.ts';
-import { projectById } from '../../db/projects.ts';
+import { budgetAndSpent, insertModelCall, modelCallByKey } from '../../db/model-calls.ts';
 import { withDbRetry } from '../../db/retry.ts';
 import { markPlanned } from '../../db/runs.ts';
 import { dependencyKeys, insertTasks as insertTaskRows, taskText, type NewTaskRow } from '../../db/tasks.ts';
@@ -14,7 +13,6 @@ import { insertTestResult } from '../../db/test-results.ts';
 import { coerceError, safeReason } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import { boundedText, storableText } from '../../safe-text.ts';
-import type { ProjectConfig } from '../../domain/inputs.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
 import type { Tx } from '../../db/client.ts';
 import { event, type NewEvent, type TestPhase } from '../../events/types.ts';
@@ -70,12 +68,20 @@ export function testResultSummary(result: TestRunResult, attempt: number, phase:
   };
 }
 
+/**
+ * The fence is checked last, right before the events' append and the commit: a lost lease rolls
+ * back everything the transaction wrote, as a check made first would have prevented it, and the
+ * run row is locked only from there to the commit. A check made first held it for the whole
+ * transaction, so every write of a run (four workers', the lead's, the snapshots) waited for the
+ * one before it. The order everywhere is rows, then the run row, then the append lock.
+ */
 export function fencedWriter(outbox: Outbox, fence?: RunFence) {
   return <T>(runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>) =>
     withDbRetry(() =>
       outbox.transact(async (tx, emit) => {
+        const output = await fn(tx, emit);
         if (runId) await fence?.check(tx, runId);
-        return fn(tx, emit);
+        return output;
       }),
     ).catch((e: unknown) => {
       if (isLeaseLost(e)) fence?.lost(runId);
@@ -147,13 +153,7 @@ export function createRecords(outbox: Outbox, fence?: RunFence): ModelJournal & 
       return row;
     },
 
-    async budgetOf(projectId) {
-      return withDbRetry(async () => {
-        const project = await projectById(db, projectId);
-        const config = project?.config as unknown as ProjectConfig | undefined;
-        return { spentUsd: await spentUsd(db, projectId), budgetUsd: config?.budgetUsd ?? null };
-      });
-    },
+    budgetOf: (projectId) => withDbRetry(() => budgetAndSpent(db, projectId)),
 
     filesApplied: (scope, attempt, files, explanation) => emitOne(event('files.applied', { attempt, files, explanation: safeReason(explanation, EXPLANATION_MAX) }, scope)),
 

@@ -59,7 +59,7 @@ export class SnapshotWriter {
     private readonly outbox: Outbox,
     private readonly scope: Scope,
     private readonly logger: Logger,
-    /** The run's lease check, first in every flush: a process that lost the run writes none of its snapshots. */
+    /** The run's lease check, in every flush before it commits: a process that lost the run writes none of its snapshots. */
     private readonly fence?: { check(tx: Tx): Promise<void>; lost(): void },
   ) {}
 
@@ -172,8 +172,9 @@ export class SnapshotWriter {
       try {
         await withDbRetry(() =>
           this.outbox.transact(async (tx, emit) => {
-            await this.fence?.check(tx);
             await upsertSnapshots(tx, rows);
+            // Last, right before the append and the commit (see `fencedWriter` in records.ts).
+            await this.fence?.check(tx);
             emit(...events);
           }),
         );
