@@ -1,7 +1,7 @@
 /** The `model_calls` table: every model answer recorded before it is acted on (pay once), and the usage read from it. */
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Queryable, Tx } from './client.ts';
-import { modelCalls } from './schema.ts';
+import { modelCalls, projects } from './schema.ts';
 
 export type NewModelCall = typeof modelCalls.$inferInsert;
 
@@ -83,6 +83,21 @@ export async function spentUsd(db: Queryable, projectId: string): Promise<number
     .from(modelCalls)
     .where(eq(modelCalls.projectId, projectId));
   return Number(row?.spent ?? 0);
+}
+
+/**
+ * The project's budget (`config.budgetUsd`; null: none) and what its priced calls cost so far,
+ * in one statement: the check before every model call.
+ */
+export async function budgetAndSpent(db: Queryable, projectId: string): Promise<{ budgetUsd: number | null; spentUsd: number }> {
+  const [row] = await db
+    .select({
+      budget: sql<number | null>`(${projects.config}->>'budgetUsd')::float8`,
+      spent: sql<number>`(select coalesce(sum(${modelCalls.costUsd}), 0)::float8 from ${modelCalls} where ${modelCalls.projectId} = ${projectId})`,
+    })
+    .from(projects)
+    .where(eq(projects.id, projectId));
+  return { budgetUsd: row?.budget == null ? null : Number(row.budget), spentUsd: row ? Number(row.spent) : await spentUsd(db, projectId) };
 }
 
 export async function usageOfTask(db: Queryable, taskId: string): Promise<UsageRow> {
