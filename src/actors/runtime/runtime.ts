@@ -1,28 +1,29 @@
 /**
- * The runtime: the one place a machine meets persistence, as a facade over its objects — run
- * hosting (`run-hosting.ts`: leads, leases, heartbeat, adoption, launch), the read model
- * (`read-model.ts`), task control (`task-control.ts`) and the control relay between processes
- * (`control-relay.ts`). The run's control operations are here: they validate, persist or send an
- * event to the lead, and return; they never wait for agent work. Shutdown is in two phases.
+ * The runtime: the one place a machine meets persistence, as a facade over its objects —
+ * run hosting (`run-hosting.ts`: the leads hosted here, their leases, heartbeat, adoption,
+ * launch and restore), the read model (`read-model.ts`), the control operations
+ * (`run-control.ts`, `task-control.ts`) and their routing to the process that executes the run
+ * (`control-routing.ts`, `control-relay.ts`). Every public control operation is a method here:
+ * it validates, persists or sends an event to the lead, and returns; none waits for agent work.
+ * Shutdown is in two phases.
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Store } from '../../db/client.ts';
-import { latestRuns } from '../../db/runs.ts';
 import { patchProjectSchema, type CreateProject, type PatchProject, type TaskInput } from '../../domain/inputs.ts';
 import { coerceError, invalid, TroupeError } from '../../errors.ts';
 import type { EventBus } from '../../events/bus.ts';
 import { Outbox } from '../../events/outbox.ts';
 import type { Logger } from '../../logger.ts';
-import type { RunStatus } from '../../machines/types.ts';
-import { ControlRelay, OWNER_GONE, errorOfAnswer, type ControlAnswer, type ControlRequest } from './control-relay.ts';
+import { ControlRelay, type ControlAnswer, type ControlRequest } from './control-relay.ts';
+import { answered, ControlRouting, type ControlAction } from './control-routing.ts';
 import { InspectionHub, type InspectionListener } from './inspection.ts';
 import type { Inspector, LeadHost } from './lead-host.ts';
 import { Leases } from './leases.ts';
 import { ProjectService } from './projects.ts';
 import { ReadModel } from './read-model.ts';
-import { ACTIVE, RunHosting } from './run-hosting.ts';
+import { RunHosting } from './run-hosting.ts';
 import { RunControl } from './run-control.ts';
 import { TaskControl } from './task-control.ts';
 import type { RunJson, TaskJson } from './views.ts';
@@ -50,9 +51,6 @@ export interface RuntimeOptions {
   controlTimeoutMs?: number;
 }
 
-/** Control requests carried to the owner of the run, by their name in `control_requests.action`. */
-type ControlAction = 'start' | 'pause' | 'resume' | 'cancel' | 'retry' | 'cancel_task' | 'approve' | 'reject' | 'patch';
-
 const taskArgs = z.object({ ref: z.string(), guidance: z.string().optional() });
 
 export class Runtime {
@@ -64,6 +62,7 @@ export class Runtime {
   private readonly taskControl: TaskControl;
   private readonly runControl: RunControl;
   private readonly relay: ControlRelay;
+  private readonly routing: ControlRouting;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly o: RuntimeOptions) {
@@ -93,6 +92,7 @@ export class Runtime {
       afterBeat: () => this.relay.serve(),
     });
     this.read = new ReadModel({ db: o.store.db, projects: this.projects, dataDir: o.dataDir, inspection, host: (id) => this.hosting.host(id) });
+    this.routing = new ControlRouting({ db: o.store.db, hosting: this.hosting, logger: o.logger, send: (owner, request) => this.relay.send(owner, request) });
     const control = { db: o.store.db, outbox: this.outbox, leases: this.leases, projects: this.projects, hosting: this.hosting };
     this.taskControl = new TaskControl(control);
     this.runControl = new RunControl(control);
@@ -153,7 +153,7 @@ export class Runtime {
 
   /** Changes a project; with a run that another process executes, that process does it (and tells its lead). */
   updateProject(id: string, patch: PatchProject) {
-    return this.routed(id, 'patch', { patch }, () => this.runControl.update(id, patch));
+    return this.routing.routed(id, 'patch', { patch }, () => this.runControl.update(id, patch));
   }
 
   /** Deletes a project without an active run (checked in the deleting transaction: a start waits for it, or it for the start). */
@@ -181,7 +181,7 @@ export class Runtime {
    */
   retryTask(projectId: string, ref: string, guidance?: string): Promise<TaskJson> {
     this.assertAccepting();
-    return this.routed(projectId, 'retry', { ref, guidance }, () => this.taskControl.retry(projectId, ref, guidance));
+    return this.routing.routed(projectId, 'retry', { ref, guidance }, () => this.taskControl.retry(projectId, ref, guidance));
   }
 
   /**
@@ -195,12 +195,12 @@ export class Runtime {
   reviewTask(projectId: string, ref: string, decision: 'approved' | 'rejected', guidance?: string): Promise<TaskJson> {
     this.assertAccepting();
     const action = decision === 'approved' ? 'approve' : 'reject';
-    return this.routed(projectId, action, { ref, guidance }, () => this.taskControl.review(projectId, ref, decision, guidance));
+    return this.routing.routed(projectId, action, { ref, guidance }, () => this.taskControl.review(projectId, ref, decision, guidance));
   }
 
   /** Aborts the task's in-flight work; the task ends `cancelled` and nothing writes it back. */
   cancelTask(projectId: string, ref: string): Promise<TaskJson> {
-    return this.routed(projectId, 'cancel_task', { ref }, () => this.taskControl.cancel(projectId, ref));
+    return this.routing.routed(projectId, 'cancel_task', { ref }, () => this.taskControl.cancel(projectId, ref));
   }
 
   // ── runs ─────────────────────────────────────────────────────────────────────────────
@@ -208,81 +208,53 @@ export class Runtime {
   /** Starts a run: plans first when the project has a goal and no tasks. */
   startRun(projectId: string): Promise<RunJson> {
     this.assertAccepting();
-    return this.routed(projectId, 'start', {}, () => this.runControl.start(projectId));
+    return this.routing.routed(projectId, 'start', {}, () => this.runControl.start(projectId));
   }
 
   pauseRun(projectId: string) {
-    return this.routed(projectId, 'pause', {}, () => this.runControl.pause(projectId));
+    return this.routing.routed(projectId, 'pause', {}, () => this.runControl.pause(projectId));
   }
 
   resumeRun(projectId: string) {
-    return this.routed(projectId, 'resume', {}, () => this.runControl.resume(projectId));
+    return this.routing.routed(projectId, 'resume', {}, () => this.runControl.resume(projectId));
   }
 
   cancelRun(projectId: string) {
-    return this.routed(projectId, 'cancel', {}, () => this.runControl.cancel(projectId));
+    return this.routing.routed(projectId, 'cancel', {}, () => this.runControl.cancel(projectId));
   }
 
-  // ── control requests carried to the owner ───────────────────────────────────────────
-
-  /**
-   * Runs a control request here, or — when another live process executes the project's run —
-   * carries it to that process through Postgres and answers what it answered. An owner that
-   * died is replaced first: its run is adopted here, then the request runs here.
-   */
-  private async routed<T>(projectId: string, action: ControlAction, args: Record<string, unknown>, here: () => Promise<T>): Promise<T> {
-    for (let tries = 0; ; tries++) {
-      const run = (await latestRuns(this.db, [projectId])).get(projectId);
-      const owner = run && tries < 3 ? await this.hosting.remoteOwner(run) : null;
-      if (!owner) {
-        if (run && ACTIVE.has(run.status as RunStatus) && !this.hosting.hosting(run.id) && this.hosting.isAccepting) {
-          await this.hosting.adopt(run).catch((e: unknown) => this.o.logger.warn({ err: coerceError(e), runId: run.id }, 'cannot adopt the run'));
-        }
-        return here();
-      }
-      const answer = await this.relay.send(owner, { projectId, runId: run!.id, action, args });
-      if (answer === OWNER_GONE) continue;
-      return answerOf<T>(action, answer);
-    }
-  }
+  // ── control requests carried here from another process ──────────────────────────
 
   /** A request another process carried here: run through the same code as one received here. */
-  private async execute(request: ControlRequest): Promise<ControlAnswer> {
+  private execute(request: ControlRequest): Promise<ControlAnswer> {
     const { projectId, args } = request;
-    const action = request.action as ControlAction;
-    const accepted = () => this.assertAccepting();
-    try {
-      switch (action) {
-        case 'start':
-          accepted();
-          return { status: 202, body: { run: await this.runControl.start(projectId) } };
-        case 'pause':
-          return { status: 202, body: { run: await this.runControl.pause(projectId) } };
-        case 'resume':
-          return { status: 202, body: { run: await this.runControl.resume(projectId) } };
-        case 'cancel':
-          return { status: 202, body: { run: await this.runControl.cancel(projectId) } };
-        case 'retry': {
-          accepted();
-          const { ref, guidance } = taskArgs.parse(args);
-          return { status: 202, body: await this.taskControl.retry(projectId, ref, guidance) };
-        }
-        case 'cancel_task':
-          return { status: 202, body: await this.taskControl.cancel(projectId, taskArgs.parse(args).ref) };
-        case 'approve':
-        case 'reject': {
-          accepted();
-          const { ref, guidance } = taskArgs.parse(args);
-          return { status: 202, body: await this.taskControl.review(projectId, ref, action === 'approve' ? 'approved' : 'rejected', guidance) };
-        }
-        case 'patch':
-          return { status: 200, body: await this.runControl.update(projectId, patchProjectSchema.parse(args.patch)) };
-        default:
-          throw invalid(`unknown control action ${JSON.stringify(request.action)}`);
+    const accepting = <T>(work: () => Promise<T>) => () => {
+      this.assertAccepting();
+      return work();
+    };
+    const task = () => taskArgs.parse(args);
+    switch (request.action as ControlAction) {
+      case 'start':
+        return answered(202, accepting(async () => ({ run: await this.runControl.start(projectId) })));
+      case 'pause':
+        return answered(202, async () => ({ run: await this.runControl.pause(projectId) }));
+      case 'resume':
+        return answered(202, async () => ({ run: await this.runControl.resume(projectId) }));
+      case 'cancel':
+        return answered(202, async () => ({ run: await this.runControl.cancel(projectId) }));
+      case 'retry':
+        return answered(202, accepting(() => this.taskControl.retry(projectId, task().ref, task().guidance)));
+      case 'cancel_task':
+        return answered(202, () => this.taskControl.cancel(projectId, task().ref));
+      case 'approve':
+      case 'reject': {
+        const decision = request.action === 'approve' ? 'approved' : 'rejected';
+        return answered(202, accepting(() => this.taskControl.review(projectId, task().ref, decision, task().guidance)));
       }
-    } catch (e) {
-      if (e instanceof TroupeError) return { status: e.status, body: { error: { code: e.code, message: e.message, ...(e.details === undefined ? {} : { details: e.details }) } } };
-      throw e;
+      case 'patch':
+        return answered(200, () => this.runControl.update(projectId, patchProjectSchema.parse(args.patch)));
+      default:
+        return answered(0, () => Promise.reject(invalid(`unknown control action ${JSON.stringify(request.action)}`)));
     }
   }
 
@@ -311,10 +283,3 @@ export class Runtime {
 }
 
 export { pgCode } from './run-control.ts';
-
-/** What the owner answered to a carried request, as the local method would return or throw it. */
-function answerOf<T>(action: ControlAction, answer: ControlAnswer): T {
-  if (answer.status >= 400) throw errorOfAnswer(answer);
-  const body = answer.body as { run?: unknown };
-  return (action === 'start' || action === 'pause' || action === 'resume' || action === 'cancel' ? body.run : body) as T;
-}
