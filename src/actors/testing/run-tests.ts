@@ -5,7 +5,6 @@
  * A failing suite is output data, not a fault: this resolves for every way the command can end —
  * passed, failed, timed out, could not start — and rejects only when the caller aborts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { coerceError } from '../../errors.ts';
 import type { TestStatus } from '../../machines/types.ts';
@@ -13,6 +12,7 @@ import { storableText } from '../../safe-text.ts';
 import { CappedOutput } from './capped-output.ts';
 import { parseTestSummary, type TestCounts, type TestFailure } from './parse-summary.ts';
 import { prepareSandbox, sandboxExit, sandboxStartFailure, type PreparedSandbox } from './sandbox.ts';
+import { spawnDetached, type SpawnedProcess } from './spawner.ts';
 
 /** How a test run ended (`error`: the command could not start or died of a signal we did not send): the machines' vocabulary. */
 export type { TestStatus };
@@ -124,17 +124,12 @@ function supervise(opts: TestRunOptions, launch: Launch, program: string, starte
   return new Promise<TestRunResult>((resolve, reject) => {
     const { signal } = opts;
     const { sandbox } = launch;
-    let child: ChildProcess;
+    let child: SpawnedProcess;
     try {
       // Under bwrap, killing its group kills the namespace's init and with it every process inside.
-      child = spawn(launch.argv[0] ?? program, launch.argv.slice(1), {
-        cwd: opts.cwd,
-        env: launch.env,
-        // Its own process group, so one kill reaches every grandchild the runner starts.
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        shell: false,
-      });
+      // Its own process group, so one kill reaches every grandchild the runner starts; started
+      // by the helper process (see spawner.ts), never through a shell.
+      child = spawnDetached({ file: launch.argv[0] ?? program, args: launch.argv.slice(1), cwd: opts.cwd, env: launch.env });
     } catch (thrown) {
       // Invalid arguments (e.g. a NUL byte in argv) throw synchronously instead of emitting 'error'.
       resolve(startFailure(describeStartError(coerceError(thrown), program), started, sandbox));
@@ -150,9 +145,7 @@ function supervise(opts: TestRunOptions, launch: Launch, program: string, starte
     let graceTimer: NodeJS.Timeout | undefined;
     let drainTimer: NodeJS.Timeout | undefined;
 
-    const killGroup = (sig: NodeJS.Signals): void => {
-      if (child.pid !== undefined) killProcessGroup(child.pid, sig);
-    };
+    const killGroup = (sig: NodeJS.Signals): void => child.killGroup(sig);
 
     const settle = (): void => {
       if (settled) return;
@@ -220,18 +213,6 @@ function supervise(opts: TestRunOptions, launch: Launch, program: string, starte
 
     child.on('close', settle);
   });
-}
-
-/** Sends `sig` to the process group led by `pid`. A group that is already gone is not an error. */
-function killProcessGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch (thrown) {
-    // ESRCH: every member has exited. EPERM (macOS, when only zombies remain): nothing left that
-    // we could kill. Anything else (EINVAL: a bad signal name) is a bug worth crashing on.
-    const err: NodeJS.ErrnoException = coerceError(thrown);
-    if (err.code !== 'ESRCH' && err.code !== 'EPERM') throw err;
-  }
 }
 
 function abortReason(signal: AbortSignal): unknown {
