@@ -8,7 +8,7 @@ import { createActor, type EventObject, type SnapshotFrom } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { leadMachine } from '../../src/machines/lead.ts';
 import { workerMachine, workerStateName, type TestOutput } from '../../src/machines/worker.ts';
-import { testsAccepted, type AgentType, type Job, type JobSettings, type TaskReview, type WorkerOutcome } from '../../src/machines/types.ts';
+import { parseWorkerId, testsAccepted, type AgentType, type Job, type JobSettings, type TaskReview, type WorkerOutcome } from '../../src/machines/types.ts';
 import { settings, task } from '../support/fake-effects.ts';
 import { doneEvent, errorEvent, invokeId, pureMachine, stateKey, walk, type Walked } from '../support/machine-paths.ts';
 
@@ -220,9 +220,31 @@ describe.each(TYPES)('worker paths (%s agent)', (agentType) => {
         const restored = createActor(workerMachine, { snapshot: stored as never, input: { agentId: `${agentType}-1`, agentType } }).getSnapshot();
         expect(restored.value, key).toEqual(state.value);
         // toEqual: a key whose value is undefined (an intent's optional `detail`) is absent after JSON, and means the same.
-      expect(restored.context, key).toEqual(state.context);
+        expect(restored.context, key).toEqual(state.context);
         expect(Object.keys(restored.children), key).toEqual(Object.keys(state.children));
         expect(JSON.parse(JSON.stringify(workerMachine.getPersistedSnapshot(restored)))).toEqual(stored);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(100);
+  });
+
+  it('every snapshot on every path, restored from JSON, continues along the rest of the path to the same end and reports', () => {
+    // Each distinct snapshot is restored once (the same value and context restore alike, see above)
+    // and replayed along the rest of the first path it is on.
+    const seen = new Set<string>();
+    for (const path of walked) {
+      const end = stateKey(path.at(-1)!.state);
+      for (let i = 0; i < path.length; i++) {
+        const key = stateKey(path[i]!.state);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        let s = pure.restore(JSON.parse(JSON.stringify(workerMachine.getPersistedSnapshot(path[i]!.state))));
+        for (let k = i + 1; k < path.length; k++) {
+          const { next, sent } = pure.step(s, path[k]!.event);
+          expect(sent, describePath(path)).toEqual(path[k]!.sent);
+          s = next;
+        }
+        expect(stateKey(s), describePath(path)).toBe(end);
       }
     }
     expect(seen.size).toBeGreaterThan(100);
@@ -308,5 +330,43 @@ describe('lead paths', () => {
       expect(restored.context, key).toEqual(state.context);
       expect(Object.keys(restored.children).sort(), key).toEqual(Object.keys(state.children).sort());
     }
+  });
+  it('CANCEL from every state of a live run cancels every open task, tells every working worker to cancel, and ends cancelled', () => {
+    const live = states.filter((s) => s.value === 'preflight' || (typeof s.value === 'object' && ('active' in s.value || 'blocked' in s.value)));
+    expect(live.length).toBeGreaterThan(1000);
+    for (const state of live) {
+      const key = stateKey(state);
+      const { next, toChildren } = pure.step(state, { type: 'CANCEL' });
+      expect(next.value, key).toBe('cancelling');
+      // Every worker that holds a job is told, and only those (by the worker paths, CANCEL ends
+      // it idle through releasing, with nothing running).
+      const working = Object.values(state.context.workers).filter((w) => w.working).map((w) => w.agentId).sort();
+      expect(toChildren.filter((c) => c.event.type === 'CANCEL').map((c) => c.to).sort(), key).toEqual(working);
+      expect(Object.values(next.context.workers).some((w) => w.working || w.taskKey !== null), key).toBe(false);
+      // The lead's own effects: only the write of the cancel.
+      expect(Object.keys(next.children).filter((id) => parseWorkerId(id) === null), key).toEqual([LEAD_WRITES.cancelling]);
+      const end = pure.transition(next, persistOutcomes(next, LEAD_WRITES.cancelling)[0]!);
+      expect(end.value, key).toBe('cancelled');
+      // A final state: the actor is done, and its system stops every child with it.
+      expect(end.status, key).toBe('done');
+      for (const t of Object.values(end.context.tasks)) expect(['pending', 'in_progress', 'review'], `${key} ${t.key}`).not.toContain(t.status);
+    }
+  });
+
+  it('every reachable lead snapshot, restored from JSON, continues along the rest of its path to the same state', () => {
+    // Each distinct snapshot is restored once and replayed along the rest of the first path it is on.
+    const seen = new Set<string>();
+    for (const path of paths) {
+      const end = stateKey(path.state);
+      for (let i = 0; i < path.steps.length; i++) {
+        const key = stateKey(path.steps[i]!.state);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        let s = pure.restore(JSON.parse(JSON.stringify(leadMachine.getPersistedSnapshot(path.steps[i]!.state))));
+        for (const step of path.steps.slice(i + 1)) s = pure.transition(s, step.event);
+        expect(stateKey(s), key).toBe(end);
+      }
+    }
+    expect(seen.size).toBe(states.length);
   });
 });

@@ -10,7 +10,7 @@ import type { StatePath } from '@xstate/graph';
 
 interface RecordedAction {
   type: string;
-  params?: { targetId?: string; event?: EventObject };
+  params?: { targetId?: string; to?: { id?: string }; event?: EventObject };
 }
 
 /** A pure view of `machine`: transitions with a recording scope, and the events sent to the parent. */
@@ -37,13 +37,19 @@ export function pureMachine<M extends AnyStateMachine>(machine: M, input: InputF
 
   const transition = (snapshot: S, event: EventObject): S => machine.transition(snapshot, event, scope) as S;
   /** The next snapshot and the events the step sent to the parent (recomputed: steps are pure). */
-  const step = (snapshot: S, event: EventObject): { next: S; sent: EventObject[] } => {
+  const step = (snapshot: S, event: EventObject): { next: S; sent: EventObject[]; toChildren: { to: string; event: EventObject }[] } => {
     recorded = [];
     const next = transition(snapshot, event);
-    const sent = recorded.filter((a) => a.type === 'xstate.sendTo' && a.params?.targetId === '#_parent').map((a) => a.params!.event!);
+    const sends = recorded.filter((a) => a.type === 'xstate.sendTo' && a.params?.event);
+    const sent = sends.filter((a) => a.params?.targetId === '#_parent').map((a) => a.params!.event!);
+    const toChildren = sends
+      .filter((a) => a.params?.targetId !== '#_parent')
+      .map((a) => ({ to: typeof a.params?.targetId === 'string' ? a.params.targetId : (a.params?.to?.id ?? '?'), event: a.params!.event! }));
     recorded = [];
-    return { next, sent };
+    return { next, sent, toChildren };
   };
+  /** A persisted snapshot (e.g. after a JSON round-trip) restored as the runtime does, in the same recording scope. */
+  const restore = (stored: unknown): S => machine.restoreSnapshot(stored as Snapshot<unknown>, scope) as S;
   const initial = machine.getInitialSnapshot(scope, input) as S;
   const logic = {
     config: machine.config,
@@ -51,7 +57,7 @@ export function pureMachine<M extends AnyStateMachine>(machine: M, input: InputF
     getInitialSnapshot: () => initial,
     getPersistedSnapshot: (snapshot: S) => machine.getPersistedSnapshot(snapshot),
   } as unknown as ActorLogic<S, EventObject, InputFrom<M>>;
-  return { initial, transition, step, logic };
+  return { initial, transition, step, restore, logic };
 }
 
 /** The id of the (only) effect a state node invokes: its done event is `xstate.done.actor.<id>`. */

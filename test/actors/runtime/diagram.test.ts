@@ -109,17 +109,19 @@ describe('toMermaid', () => {
     expect(lines(diagram)).toEqual(
       expect.arrayContaining([
         '[*] --> idle',
-        'state "testing" as testing',
-        'testing : invokes test',
-        'idle --> preparing : ASSIGN',
-        'testing --> committing : done(test) [testsAccepted]',
-        'testing --> evaluating : done(test) [else]',
-        'testing --> idle : error(test)',
-        'testing --> releasing : CANCEL',
-        'releasing --> preparing : ASSIGN',
-        'generating --> idle : error(generate) [isFatal]',
-        'evaluating --> correcting : always [canCorrect]',
-        'evaluating --> exhausted : always [else]',
+        'state "testing" as working_testing',
+        'working_testing : invokes test',
+        'idle --> working : ASSIGN',
+        '[*] --> working_preparing',
+        'working_testing --> working_committing : done(test) [testsAccepted]',
+        'working_testing --> working_evaluating : done(test) [else]',
+        // The working states share their CANCEL and fault transitions (on their parent).
+        'working --> releasing : CANCEL',
+        'working --> idle : error(any child)',
+        'releasing --> working : ASSIGN',
+        'working_generating --> working_evaluating : error(generate) [isTransient]',
+        'working_evaluating --> working_correcting : always [canCorrect]',
+        'working_evaluating --> working_exhausted : always [else]',
       ]),
     );
   });
