@@ -92,6 +92,17 @@ export async function transitionTask(
   already: (row: TaskRowState) => boolean,
   extraGuard?: SQL,
 ): Promise<Transition> {
+  const only = from.length === 1 ? from[0] : undefined;
+  if (only !== undefined) {
+    // The usual move (one status it may come from): one statement. The update locks the row and
+    // re-checks its guard on the latest version, so `from` is true; anything else is told below.
+    const moved = await tx
+      .update(tasks)
+      .set(set)
+      .where(and(eq(tasks.id, taskId), eq(tasks.status, only), extraGuard))
+      .returning({ id: tasks.id });
+    if (moved.length > 0) return { applied: true, replayed: false, from: only, status: set.status };
+  }
   const [current] = await tx
     .select({ status: tasks.status, agentId: tasks.agentId, blockedReason: tasks.blockedReason })
     .from(tasks)
