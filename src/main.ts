@@ -21,7 +21,6 @@ import { EventBus } from './events/bus.ts';
 import { createApp } from './http/app.ts';
 import { answerClientError, refuseConnect } from './http/client-error.ts';
 import { errorBody } from './http/errors.ts';
-import { startInspectorBridge } from './http/inspector-bridge.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { VERSION } from './package-files.ts';
 
@@ -77,6 +76,8 @@ export async function startService(config: Config, options: ServiceOptions = {})
     cleanups.unshift(() => bus.stop());
     const inspectors: Inspector[] = [];
     if (config.inspectPort !== undefined) {
+      // Loaded only when asked for (it brings a WebSocket server along).
+      const { startInspectorBridge } = await import('./http/inspector-bridge.ts');
       const bridge = await startInspectorBridge({
         host: config.host,
         port: config.inspectPort,
