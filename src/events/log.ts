@@ -18,6 +18,16 @@ const APPEND_LOCK_KEY = 7_312_002;
 
 type Row = Omit<typeof eventsTable.$inferSelect, 'writeKey'>;
 
+/**
+ * A run's lease checked in the append itself (one statement fewer per write): the run row must
+ * name `owner`, and stays locked until commit, so a takeover waits. `failed` is what to throw.
+ */
+export interface RowFence {
+  runId: string;
+  owner: string;
+  failed(): Error;
+}
+
 export function toEnvelope(row: Row): TroupeEvent {
   const out: Record<string, unknown> = { seq: row.seq, type: row.type, projectId: row.projectId };
   if (row.runId) out.runId = row.runId;
@@ -34,7 +44,7 @@ export function toEnvelope(row: Row): TroupeEvent {
  * lock, inserts the batch in order and (on Postgres) queues the NOTIFY, so the lock is held for
  * one round trip and the commit, not four: every writer waits on it.
  */
-export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[], writeKey?: string): Promise<TroupeEvent[]> {
+export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: NewEvent[], writeKey?: string, fence?: RowFence): Promise<TroupeEvent[]> {
   if (batch.length === 0) return [];
   const payload = JSON.stringify(
     // Postgres refuses NUL and lone surrogates in jsonb: event data shows them (U+2400, U+FFFD).
@@ -43,9 +53,15 @@ export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: Ne
   // NOTIFY is only a latency hint for other processes (payload: the last seq); PGlite is one process.
   const notify = kind === 'postgres' ? sql`, note as (select pg_notify(${EVENTS_CHANNEL}, max(seq)::text) from ins)` : sql``;
   const from = kind === 'postgres' ? sql`ins, note` : sql`ins`;
-  // The lock's row feeds the insert, so it is taken before any seq is drawn.
+  // The lock's row feeds the insert, so it is taken before any seq is drawn. With a fence, the run
+  // row is locked first (the order of every writer: run row, then append lock) and the lock, so
+  // the insert, happens only when the row names the owner: no row back means the fence failed.
+  const fenced = fence
+    ? sql`with fence as (select 1 from runs where id = ${fence.runId} and owner = ${fence.owner} for no key update),
+    lock as (select pg_advisory_xact_lock(${APPEND_LOCK_KEY}) from fence),`
+    : sql`with lock as (select pg_advisory_xact_lock(${APPEND_LOCK_KEY})),`;
   const result = await tx.execute(sql`
-    with lock as (select pg_advisory_xact_lock(${APPEND_LOCK_KEY})),
+    ${fenced}
     ins as (
       insert into events (project_id, run_id, task_id, agent_id, type, data, write_key)
       select e.v->>'p', e.v->>'r', e.v->>'t', e.v->>'a', e.v->>'y', e.v->'d', case when e.ord = 1 then ${writeKey ?? null}::text end
@@ -55,6 +71,7 @@ export async function appendEvents(tx: Queryable, kind: Store['kind'], batch: Ne
     )${notify}
     select ins.* from ${from} order by ins.seq`);
   const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as RawRow[];
+  if (fence && rows.length === 0) throw fence.failed();
   return rows.map((r) =>
     toEnvelope({
       seq: Number(r.seq),
@@ -78,6 +95,13 @@ interface RawRow {
   type: string;
   data: unknown;
   at: Date | string;
+}
+
+/** The fence of a transaction that appends no event: the same check, on its own. */
+export async function checkFence(tx: Queryable, fence: RowFence): Promise<void> {
+  const result = await tx.execute(sql`select 1 as ok from runs where id = ${fence.runId} and owner = ${fence.owner} for no key update`);
+  const rows = Array.isArray(result) ? result : (result as { rows: unknown[] }).rows;
+  if (rows.length === 0) throw fence.failed();
 }
 
 /** Did a write with this key commit (its first event carries the key)? */

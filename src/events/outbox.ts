@@ -1,7 +1,7 @@
 import type { Store, Tx } from '../db/client.ts';
 import { replayedWrite } from '../db/retry.ts';
 import type { EventBus } from './bus.ts';
-import { appendEvents, writeCommitted } from './log.ts';
+import { appendEvents, checkFence, writeCommitted, type RowFence } from './log.ts';
 import type { NewEvent, TroupeEvent } from './types.ts';
 
 export type Emit = (...events: NewEvent[]) => void;
@@ -18,8 +18,12 @@ export class Outbox {
     private readonly bus: EventBus,
   ) {}
 
-  transact<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
-    return this.track(this.run(fn));
+  /**
+   * @param fence checked last, in the events' append (or on its own when there is none): the
+   * transaction commits only while the run's row names this process (see `RowFence`).
+   */
+  transact<T>(fn: (tx: Tx, emit: Emit) => Promise<T>, fence?: RowFence): Promise<T> {
+    return this.track(this.run(fn, fence));
   }
 
   /**
@@ -48,7 +52,7 @@ export class Outbox {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
-  private async run<T>(fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
+  private async run<T>(fn: (tx: Tx, emit: Emit) => Promise<T>, fence?: RowFence): Promise<T> {
     const write = replayedWrite();
     let stored: TroupeEvent[] = [];
     let replayed: { value: T } | null = null;
@@ -66,7 +70,8 @@ export class Outbox {
           replayed = { value };
           throw new ReplayedWrite();
         }
-        stored = await appendEvents(tx, this.store.kind, pending, write?.key);
+        if (fence && pending.length === 0) await checkFence(tx, fence);
+        stored = await appendEvents(tx, this.store.kind, pending, write?.key, fence);
         // The commit's NOTIFY may come back before the commit's own answer: it is ours, and
         // `publish` dispatches it (no read of the log for it).
         this.bus.expect(stored);

@@ -21,6 +21,7 @@ import {
   type Transition,
 } from '../../db/tasks.ts';
 import type { Emit, Outbox } from '../../events/outbox.ts';
+import type { RowFence } from '../../events/log.ts';
 import { safeReason } from '../../errors.ts';
 import { event, type EventType } from '../../events/types.ts';
 import { isLeaseLost } from './leases.ts';
@@ -62,6 +63,22 @@ export interface RunFence {
   check(tx: Tx, runId: string): Promise<void>;
   /** The run is another process's now: stop its lead here (aborting its effects); nothing was written. */
   lost(runId: string): void;
+  /**
+   * The same check in two halves, when the fence offers them: throws `LeaseLost` now when this
+   * process gave the run up, and otherwise returns the check the transaction's events' append
+   * makes (`RowFence`: one statement fewer per write).
+   */
+  rowFence?(runId: string): RowFence;
+}
+
+/** Runs `fn` in a transaction fenced by the run's lease: in its append when the fence can, else last (see `fencedWriter` in records.ts). */
+export function transactFenced<T>(outbox: Outbox, fence: RunFence | undefined, runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
+  const inAppend = runId ? fence?.rowFence?.(runId) : undefined;
+  return outbox.transact(async (tx, emit) => {
+    const output = await fn(tx, emit);
+    if (runId && !inAppend) await fence?.check(tx, runId);
+    return output;
+  }, inAppend);
 }
 
 /**
@@ -86,12 +103,9 @@ export function createPersist(
     try {
       // Idempotent by construction (guarded updates): safe to repeat after a lost connection.
       const output = await withDbRetry(() =>
-        outbox.transact(async (tx, emit) => {
+        transactFenced(outbox, fence, input.runId, async (tx, emit) => {
           await extra?.write(tx, emit);
-          const output = await persistBatch(tx, emit, input);
-          // Last, just before the events' append and the commit (see `fencedWriter`).
-          await fence?.check(tx, input.runId);
-          return output;
+          return persistBatch(tx, emit, input);
         }),
       );
       committed = true;

@@ -22,7 +22,7 @@ import type { ModelCallRecord, ModelJournal } from '../model/journal.ts';
 import { decodeAnswer, encodeAnswer } from './answer-codec.ts';
 import type { PlanStore, PlannedTask } from '../model/plan.ts';
 import type { CorrectionNote, EffectScope, WorkerRecorder } from '../worker-effects.ts';
-import type { RunFence } from './lead-writer.ts';
+import { transactFenced, type RunFence } from './lead-writer.ts';
 import { isLeaseLost } from './leases.ts';
 import { taskViewOf } from './views.ts';
 import type { TestRunResult } from '../testing/run-tests.ts';
@@ -77,13 +77,7 @@ export function testResultSummary(result: TestRunResult, attempt: number, phase:
  */
 export function fencedWriter(outbox: Outbox, fence?: RunFence) {
   return <T>(runId: string, fn: (tx: Tx, emit: Emit) => Promise<T>) =>
-    withDbRetry(() =>
-      outbox.transact(async (tx, emit) => {
-        const output = await fn(tx, emit);
-        if (runId) await fence?.check(tx, runId);
-        return output;
-      }),
-    ).catch((e: unknown) => {
+    withDbRetry(() => transactFenced(outbox, fence, runId, fn)).catch((e: unknown) => {
       if (isLeaseLost(e)) fence?.lost(runId);
       return rethrowCoerced(e);
     });

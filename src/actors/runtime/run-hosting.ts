@@ -74,6 +74,11 @@ export class RunHosting {
         await this.o.leases.fence(tx, runId);
       },
       lost: (runId) => this.lose(runId, 'lease lost: another process owns the run now; this one stops it and writes nothing more'),
+      // The same check, its statement half made by the write's events' append (lead-writer.ts).
+      rowFence: (runId) => {
+        if (!this.hosting(runId)) throw new LeaseLost(runId);
+        return { runId, owner: this.o.leases.owner, failed: () => new LeaseLost(runId) };
+      },
     };
     this.machine = createLeadMachine({
       ...o.effects,
