@@ -286,9 +286,11 @@ function leadEvents(s: LeadSnapshot): AnyEvent[] {
       if (created < 2) out.push(errorEvent(slot.agentId, { message: 'worker bug' }));
     }
     if (typeof value !== 'object') continue;
-    if (active && ['pending', 'in_progress', 'review'].includes(t.status)) out.push({ type: 'CANCEL_TASK', key: t.key } as AnyEvent);
+    // Offered for every task, whatever its status: the guards decide (a completed task stays completed).
+    if (active) out.push({ type: 'CANCEL_TASK', key: t.key } as AnyEvent);
     if (['failed', 'blocked', 'cancelled'].includes(t.status) && t.key === 'a' && t.epoch < 1) out.push({ type: 'RETRY', key: t.key } as AnyEvent);
-    if (t.status === 'review') out.push({ type: 'REVIEW', key: t.key, decision: 'approved' } as AnyEvent, { type: 'REVIEW', key: t.key, decision: 'rejected', guidance: 'use x' } as AnyEvent);
+    if (t.status === 'review') out.push({ type: 'REVIEW', key: t.key, decision: 'rejected', guidance: 'use x' } as AnyEvent);
+    out.push({ type: 'REVIEW', key: t.key, decision: 'approved' } as AnyEvent);
   }
   if (value === 'preflight' || typeof value === 'object') out.push({ type: 'CANCEL' });
   return out;
@@ -313,6 +315,14 @@ describe('lead paths', () => {
         if (step.state.value !== 'completed') continue;
         const tasks = Object.values(step.state.context.tasks);
         expect(tasks.map((t) => `${t.key}: ${t.status}`), path.steps.map((s) => s.event.type).join(' → ')).toEqual(tasks.map((t) => `${t.key}: completed`));
+      }
+    }
+    // A completed task stays completed, whatever comes after (cancels, reviews, retries, crashes).
+    for (const path of paths) {
+      const done = new Set<string>();
+      for (const step of path.steps) {
+        for (const key of done) expect(step.state.context.tasks[key]?.status, path.steps.map((s) => s.event.type).join(' → ')).toBe('completed');
+        for (const t of Object.values(step.state.context.tasks)) if (t.status === 'completed') done.add(t.key);
       }
     }
     // And finishing with a task not completed ends blocked, not completed.
