@@ -3,7 +3,7 @@
 // build *started*: a source file saved during a build counts as newer, so it is never missed.
 // Checking ~100 files' mtimes takes about a millisecond; comparing contents would take longer than
 // the start it is meant to save.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { URL, fileURLToPath } from 'node:url';
 
@@ -28,6 +28,8 @@ function stampMs() {
 export function buildIsFresh() {
   const built = stampMs();
   if (built === null) return false;
+  // A copy without the sources (the compiled tree alone) has nothing newer to find.
+  if (!existsSync(SRC)) return true;
   const pending = [SRC];
   while (pending.length > 0) {
     const dir = pending.pop();
