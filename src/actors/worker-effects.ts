@@ -165,7 +165,6 @@ async function skipUnapplied(options: TaskTreeOptions, job: Job, attempt: number
 }
 
 const attemptKey = (job: Job, attempt: number) => `${job.taskId}:${job.epoch}:${attempt}`;
-
 export function createWorkerEffects(deps: WorkerEffectDeps) {
   const trees = { ...deps, usedTrees: new Set<string>() };
   const ensure = (job: Job, want: EnsureOptions, signal: AbortSignal) => ensureTaskTree(trees, job, treeOptions(deps, job, signal), want, signal);
