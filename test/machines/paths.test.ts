@@ -306,6 +306,15 @@ describe('lead paths', () => {
   }) as StatePath<LeadSnapshot, AnyEvent>[];
   const states = paths.map((p) => p.state);
 
+  it('is completed or blocked only with nothing in flight: no task in progress, no worker at work', () => {
+    const ended = states.filter((x) => x.value === 'completed' || (typeof x.value === 'object' && 'blocked' in x.value));
+    expect(ended.length).toBeGreaterThan(0);
+    for (const s of ended) {
+      expect(Object.values(s.context.tasks).filter((t) => t.status === 'in_progress'), stateKey(s)).toEqual([]);
+      expect(Object.values(s.context.workers).filter((w) => w.working), stateKey(s)).toEqual([]);
+    }
+  });
+
   it('reaches completed only when every task is completed', () => {
     expect(states.length).toBeGreaterThan(5000);
     const completed = states.filter((s) => s.value === 'completed');
