@@ -5,9 +5,8 @@
  * pending), the records the effects write (`createRecords` behind `cachedJournal`: the answer
  * recorded through `callAndRecord`, `files.applied`, test results, corrections), every write
  * fenced by the run's lease (`Leases.fence`) and its events appended through the `Outbox`. The
- * fake effects make the database calls the real ones make, in the same order and overlap, and
- * skip only model, files and processes: they follow `createWorkerEffects` step by step and must
- * be kept in step with it. Not here: the lease heartbeat (one statement a second), the inspectors.
+ * fake effects make the database calls the real ones make and skip only model, files and
+ * processes. Not here: the lease heartbeat (one statement a second) and the inspectors.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,7 +19,6 @@ import { generationKey, checkBudget } from '../../src/actors/model/generate.ts';
 import { cachedJournal, callAndRecord } from '../../src/actors/model/journal.ts';
 import { FAILURE_OUTPUT_MAX, cutMiddle } from '../../src/actors/model/prompts.ts';
 import { parseProposal } from '../../src/actors/model/proposal.ts';
-import { PendingWrites } from '../../src/actors/pending-writes.ts';
 import { LeadHost } from '../../src/actors/runtime/lead-host.ts';
 import { createPersist, type RunFence } from '../../src/actors/runtime/lead-writer.ts';
 import { Leases } from '../../src/actors/runtime/leases.ts';
@@ -96,7 +94,6 @@ function messageFor(key: string, attempt: number): Anthropic.Message {
   } as Anthropic.Message;
 }
 
-const attemptKey = (job: Job, attempt: number) => `${job.taskId}:${job.epoch}:${attempt}`;
 const scopeOf = (job: Job, agentId: string): EffectScope => ({ projectId: job.settings.projectId, runId: job.settings.runId, taskId: job.taskId, agentId });
 
 export async function openTroupe(url: string): Promise<Side> {
@@ -115,7 +112,6 @@ export async function openTroupe(url: string): Promise<Side> {
   const projects = new ProjectService({ outbox, dataDir, sandboxMode: 'none', childEnv });
   const workspace = new Map<string, string>();
   const hosts = new Map<string, LeadHost>();
-  const told = new PendingWrites();
 
   // The worker's effects: what the real ones (`createWorkerEffects`) write, without model, files or processes.
   const worker = workerMachine.provide({
@@ -150,19 +146,15 @@ export async function openTroupe(url: string): Promise<Side> {
           workspace.set(f.path, f.content ?? '');
           return { path: f.path, action: f.action, bytes: (f.content ?? '').length };
         });
-        // As the real apply: the tests need not wait for the event's commit; the test result does.
-        told.start(attemptKey(input.job, input.attempt), records.filesApplied(scopeOf(input.job, input.agentId), input.attempt, applied, proposal.explanation ?? ''));
+        await records.filesApplied(scopeOf(input.job, input.agentId), input.attempt, applied, proposal.explanation ?? '');
         return { kind: 'applied', files: applied.map((f) => f.path) };
       }),
       test: fromPromise<TestOutput, TestInput>(async ({ input }) => {
         const { job } = input;
-        const applied = told.settle(attemptKey(job, input.attempt));
-        applied.catch(() => undefined); // awaited below, after the run
         const result = testResultFor(input.attempt);
         const accepted = testsAccepted(result.status, input.agentType);
         const correction: CorrectionNote | undefined =
           input.attempt > 1 && accepted ? { attempt: input.attempt - 1, maxAttempts: job.settings.maxCorrections, status: 'succeeded' } : undefined;
-        await applied;
         await records.testResult(scopeOf(job, input.agentId), job.epoch, input.attempt, result, result.status === 'passed', correction);
         return { status: result.status, summary: describeTestRun(result), excerpt: cutMiddle(result.output, FAILURE_OUTPUT_MAX) };
       }),

@@ -49,7 +49,6 @@ import {
   type CommitResult,
   type TaskTreeOptions,
 } from './workspace/task-tree.ts';
-import { PendingWrites } from './pending-writes.ts';
 import { applyAnswer, commitMessageWithWhy, ensureTaskTree, noteApplied, requireDir, taskAttemptsDir, type EnsureOptions } from './worker-trees.ts';
 
 export { taskAttemptsDir };
@@ -164,11 +163,9 @@ async function skipUnapplied(options: TaskTreeOptions, job: Job, attempt: number
   if (progress?.epoch === job.epoch && progress.attempt === attempt - 1) await writeTreeProgress(options, { epoch: job.epoch, attempt });
 }
 
-const attemptKey = (job: Job, attempt: number) => `${job.taskId}:${job.epoch}:${attempt}`;
 export function createWorkerEffects(deps: WorkerEffectDeps) {
   const trees = { ...deps, usedTrees: new Set<string>() };
   const ensure = (job: Job, want: EnsureOptions, signal: AbortSignal) => ensureTaskTree(trees, job, treeOptions(deps, job, signal), want, signal);
-  const told = new PendingWrites();
   return {
     prepare: fromPromise<PrepareOutput, PrepareInput>(async ({ input, signal }) => {
       const { job } = input;
@@ -207,15 +204,12 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
         await deps.recorder.filesRejected(scope, input.attempt, result.reason, result.path);
         return { kind: 'rejected', reason: result.path ? `${result.reason} (${result.path})` : result.reason };
       }
-      // The tests need not wait for the event's commit; the test result does (`PendingWrites`).
-      told.start(attemptKey(input.job, input.attempt), deps.recorder.filesApplied(scope, input.attempt, result.files, result.explanation ?? ''));
+      await deps.recorder.filesApplied(scope, input.attempt, result.files, result.explanation ?? '');
       return { kind: 'applied', files: result.files.map((f) => f.path) };
     }),
 
     test: fromPromise<TestOutput, TestInput>(async ({ input, signal }) => {
       const { job } = input;
-      const applied = told.settle(attemptKey(job, input.attempt));
-      applied.catch(() => undefined); // awaited below, after the run
       const treePath = await ensure(job, wanted(job, input.attempt, true), signal);
       const result = await runTests({
         argv: job.settings.testCommand,
@@ -236,7 +230,6 @@ export function createWorkerEffects(deps: WorkerEffectDeps) {
       const accepted = testsAccepted(result.status, input.agentType) || preexisting.length > 0;
       const correction: CorrectionNote | undefined =
         input.attempt > 1 && accepted ? { attempt: input.attempt - 1, maxAttempts: job.settings.maxCorrections, status: 'succeeded' } : undefined;
-      await applied;
       await deps.recorder.testResult(scopeOf(job, input.agentId), job.epoch, input.attempt, result, verified, correction);
       return {
         status: result.status,
