@@ -458,7 +458,7 @@ describe('the web dashboard', () => {
     // The worker is held answering its task (generating): the page lights what the API says.
     await poll(async () => (await actorsOf(id)).find((a) => a.kind === 'worker')?.state).toBe('generating');
     const worker = (await actorsOf(id)).find((a) => a.kind === 'worker')!;
-    await poll(lit(p, worker.id)).toEqual([`${worker.machine}.generating`]);
+    await poll(lit(p, worker.id)).toEqual([`${worker.machine}.working.generating`]);
     const lead = (await actorsOf(id)).find((a) => a.kind === 'lead')!;
     await poll(lit(p, 'lead')).toEqual(leaves('lead', reported(lead.state)));
     // Nested boxes: the lead's parallel state holds its regions, drawn dashed.
@@ -474,7 +474,8 @@ describe('the web dashboard', () => {
     const after = await actorsOf(id);
     const w = after.find((a) => a.id === worker.id)!;
     expect(w.state).not.toBe('generating');
-    await poll(lit(p, worker.id)).toEqual(leaves(w.machine, w.state));
+    // A worker's state is reported by name; its working states are drawn inside `working`.
+    await poll(lit(p, worker.id)).toEqual(leaves(w.machine, w.state === 'idle' || w.state === 'releasing' ? w.state : { working: w.state }));
     await poll(lit(p, 'lead')).toEqual(leaves('lead', reported(after.find((a) => a.kind === 'lead')!.state)));
   });
 
