@@ -20,6 +20,7 @@ import { cachedJournal, callAndRecord } from '../../src/actors/model/journal.ts'
 import { FAILURE_OUTPUT_MAX, cutMiddle } from '../../src/actors/model/prompts.ts';
 import { parseProposal } from '../../src/actors/model/proposal.ts';
 import { LeadHost } from '../../src/actors/runtime/lead-host.ts';
+import { settingsOf } from '../../src/actors/runtime/lead-input.ts';
 import { createPersist, type RunFence } from '../../src/actors/runtime/lead-writer.ts';
 import { Leases } from '../../src/actors/runtime/leases.ts';
 import { ProjectService } from '../../src/actors/runtime/projects.ts';
@@ -32,13 +33,13 @@ import { schema, type Db, type Store } from '../../src/db/client.ts';
 import { migratePostgresUrl } from '../../src/db/migrate.ts';
 import { dependencyKeys, tasksOf } from '../../src/db/queries.ts';
 import { runs } from '../../src/db/schema.ts';
-import { createProjectSchema, normalizeConfig } from '../../src/domain/inputs.ts';
+import { createProjectSchema } from '../../src/domain/inputs.ts';
 import { EventBus } from '../../src/events/bus.ts';
 import { Outbox } from '../../src/events/outbox.ts';
 import { event } from '../../src/events/types.ts';
 import { newId } from '../../src/ids.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { leadMachine, type LeadSettings, type PreflightInput, type PreflightOutput, type PlanInput, type PlanOutput } from '../../src/machines/lead.ts';
+import { leadMachine, type PreflightInput, type PreflightOutput, type PlanInput, type PlanOutput } from '../../src/machines/lead.ts';
 import { testsAccepted, type Job } from '../../src/machines/types.ts';
 import {
   workerMachine,
@@ -244,21 +245,3 @@ export async function openTroupe(url: string): Promise<Side> {
   };
 }
 
-/** The lead's settings from the project row, as the runtime derives them when it launches a run. */
-function settingsOf(project: Awaited<ReturnType<ProjectService['row']>>): LeadSettings {
-  const c = normalizeConfig(project.config);
-  return {
-    maxConcurrency: c.maxConcurrency,
-    maxAgents: c.maxAgents,
-    maxCorrections: c.maxCorrectionAttempts,
-    budgetUsd: c.budgetUsd,
-    models: c.models,
-    workspace: project.workspace,
-    isolation: c.isolation,
-    testCommand: project.testCommand,
-    testTimeoutMs: c.testTimeoutMs,
-    sandbox: c.sandbox,
-    review: c.review,
-    protectedPaths: c.protectedPaths,
-  };
-}
