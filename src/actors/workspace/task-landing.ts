@@ -38,8 +38,22 @@ export async function commitInTree(o: CommitOptions, treePath: string, message: 
   if (o.files === undefined) await gitOk(['add', '-A'], tree);
   else await stage(tree, treePath, o.files);
   const staged = await git(['diff', '--cached', '--quiet'], tree);
-  if (staged.code === 1) await gitOk(['commit', '-q', '--no-verify', '-m', message], tree);
+  if (staged.code === 1) await gitOk(['commit', '-q', '--no-verify', ...(await authorOf(o)), '-m', message], tree);
   else if (staged.code !== 0) throw new Error(`git diff --cached failed in ${treePath}: ${staged.stderr.trim()}`);
+}
+
+/**
+ * `--author` with the workspace's own identity (`user.name` and `user.email` of its repository
+ * config; user and system config are never read) when it has both; none otherwise. The committer
+ * stays Troupe (git.ts), which a rebase keeps too.
+ */
+async function authorOf(o: TaskTreeOptions): Promise<string[]> {
+  const ws = gitOptions(o, o.workspace);
+  // `--local` reads the repository's config file only, not git.ts's `-c user.name=Troupe`.
+  // eslint-disable-next-line no-control-regex -- an identity is one line without <>
+  const read = async (name: string) => (await git(['config', '--local', '--get', name], ws)).stdout.replace(/[<>\u0000-\u001f\u007f]/g, '').trim();
+  const [name, email] = [await read('user.name'), await read('user.email')];
+  return name !== '' && email !== '' ? [`--author=${name} <${email}>`] : [];
 }
 
 /** Stages exactly `files` (present ones added, missing ones removed from the index). */
@@ -151,7 +165,7 @@ export async function commitShared(o: CommitOptions, message: string): Promise<C
       }
       return { status: 'committed', sha, files: [], message };
     }
-    await gitOk(['--literal-pathspecs', 'commit', '-q', '--no-verify', '-m', message, '--', ...changed], ws);
+    await gitOk(['--literal-pathspecs', 'commit', '-q', '--no-verify', ...(await authorOf(o)), '-m', message, '--', ...changed], ws);
     return { status: 'committed', sha: await head(), files: changed, message };
   });
 }
