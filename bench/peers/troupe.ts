@@ -22,7 +22,7 @@ import { parseProposal } from '../../src/actors/model/proposal.ts';
 import { LeadHost } from '../../src/actors/runtime/lead-host.ts';
 import { settingsOf } from '../../src/actors/runtime/lead-input.ts';
 import { createPersist, type RunFence } from '../../src/actors/runtime/lead-writer.ts';
-import { Leases } from '../../src/actors/runtime/leases.ts';
+import { LeaseLost, Leases } from '../../src/actors/runtime/leases.ts';
 import { ProjectService } from '../../src/actors/runtime/projects.ts';
 import { createRecords } from '../../src/actors/runtime/records.ts';
 import { taskViewOf } from '../../src/actors/runtime/views.ts';
@@ -105,7 +105,12 @@ export async function openTroupe(url: string): Promise<Side> {
   await bus.start();
   const outbox = new Outbox(store, bus);
   const leases = new Leases(store, 30_000);
-  const fence: RunFence = { check: (tx, runId) => leases.fence(tx, runId), lost: () => undefined };
+  // As the runtime's (run-hosting.ts): the lease check rides in the events' append when it can.
+  const fence: RunFence = {
+    check: (tx, runId) => leases.fence(tx, runId),
+    lost: () => undefined,
+    rowFence: (runId) => ({ runId, owner: leases.owner, failed: () => new LeaseLost(runId) }),
+  };
   const records = createRecords(outbox, fence);
   const journal = cachedJournal(records);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'troupe-peers-'));
