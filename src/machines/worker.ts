@@ -89,6 +89,9 @@ const idleContext = { job: null, treePath: null, callKey: null, failure: null, f
 
 const tree = (context: WorkerContext): string => context.treePath ?? '';
 
+/** What every step of an attempt is given: who works, on which job, which attempt, in which tree. */
+const attemptInput = (context: WorkerContext) => ({ agentId: context.agentId, agentType: context.agentType, job: job(context), attempt: context.attempt, treePath: tree(context) });
+
 export const workerMachine = setup({
   types: {
     context: {} as WorkerContext,
@@ -213,15 +216,7 @@ export const workerMachine = setup({
           entry: 'announceAttempt',
           invoke: {
             src: 'generate',
-            input: ({ context }) => ({
-              agentId: context.agentId,
-              agentType: context.agentType,
-              job: job(context),
-              attempt: context.attempt,
-              treePath: tree(context),
-              failure: context.failure,
-              previousCallKey: context.callKey,
-            }),
+            input: ({ context }) => ({ ...attemptInput(context), failure: context.failure, previousCallKey: context.callKey }),
             onDone: [
               {
                 guard: { type: 'isProposal', params: output },
@@ -278,13 +273,7 @@ export const workerMachine = setup({
         testing: {
           invoke: {
             src: 'test',
-            input: ({ context }) => ({
-              agentId: context.agentId,
-              agentType: context.agentType,
-              job: job(context),
-              attempt: context.attempt,
-              treePath: tree(context),
-            }),
+            input: ({ context }) => attemptInput(context),
             onDone: [
               { guard: { type: 'testsAccepted', params: output }, target: 'committing', actions: assign(({ event }) => ({ tested: event.output })) },
               { target: 'evaluating', actions: { type: 'noteFailure', params: ({ event }) => testsFailed(event.output) } },
